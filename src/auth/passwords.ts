@@ -1,0 +1,33 @@
+/**
+ * Password hashing with argon2id (SPEC section 10). Parameters come from
+ * configuration and are at least OWASP's (m=19 MiB, t=2, p=1).
+ */
+import argon2 from "argon2";
+import type { Config } from "../config.ts";
+
+export type Argon2Params = Config["argon2"];
+
+export const passwordMinLength = 8;
+export const passwordMaxLength = 256;
+
+/** Returns why a new password is unacceptable, or undefined when it is fine. */
+export function checkPasswordPolicy(password: string): string | undefined {
+  const length = [...password].length;
+  if (length < passwordMinLength) return `password must be at least ${passwordMinLength} characters`;
+  if (length > passwordMaxLength) return `password must be at most ${passwordMaxLength} characters`;
+  return undefined;
+}
+
+/** Hashes a password into an argon2id PHC string. */
+export async function hashPassword(password: string, params: Argon2Params): Promise<string> {
+  return argon2.hash(password, { type: argon2.argon2id, ...params });
+}
+
+/** Verifies a password against a PHC string; false for a malformed hash. */
+export async function verifyPassword(hash: string, password: string): Promise<boolean> {
+  try {
+    return await argon2.verify(hash, password);
+  } catch {
+    return false;
+  }
+}

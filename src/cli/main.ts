@@ -1,0 +1,150 @@
+/**
+ * `gatehouse`: the operators' command line (SPEC section 7). Parses
+ * arguments, calls the same services as the admin API, prints JSON on stdout;
+ * errors go to stderr as one line with a non-zero exit. Secrets are read from
+ * stdin, never from arguments (they would end up in shell history and `ps`).
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { bootstrap } from "../bootstrap.ts";
+import { loadConfig, type Config } from "../config.ts";
+import { migrateDatabase } from "../db/migrate.ts";
+import { exportPublicJwks, listSigningKeys } from "../oidc/keys.ts";
+import { createClient, listClients } from "../services/clients.ts";
+import { createUser, setUserPassword } from "../services/users.ts";
+
+class UsageError extends Error {}
+
+const usage = `usage: gatehouse <command>
+  migrate
+  keys list | export
+  users create --email E [--name N] [--role admin|editor|member] [--password-stdin]
+  users set-password --email E --password-stdin
+  clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]... [--public]
+                 [--grant-types authorization_code,refresh_token,client_credentials]
+                 [--scope "openid profile email offline_access"] [--first-party]
+  clients list`;
+
+function parse(args: string[], options: NonNullable<ParseArgsConfig["options"]>) {
+  for (const arg of args) {
+    if (/^--(password|secret|client-secret)(=|$)/.test(arg)) {
+      throw new UsageError("secrets are read from stdin, never from arguments: use --password-stdin");
+    }
+  }
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  // One trailing newline is the end of the line, not part of the secret.
+  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}
+
+function print(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+}
+
+async function withRuntime<T>(config: Config, work: (rt: Awaited<ReturnType<typeof bootstrap>>) => Promise<T>): Promise<T> {
+  const runtime = await bootstrap(config, { ensureKeys: false });
+  try {
+    return await work(runtime);
+  } finally {
+    await runtime.db.close();
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
+  const [command, sub, ...rest] = argv;
+  const config = loadConfig();
+
+  if (command === "migrate" && sub === undefined) {
+    print({ applied: await migrateDatabase(config.databaseUrl, config.databaseProvider) });
+    return;
+  }
+
+  if (command === "keys" && (sub === "list" || sub === "export")) {
+    parse(rest, {});
+    await withRuntime(config, async ({ db }) => print(sub === "list" ? await listSigningKeys(db) : await exportPublicJwks(db)));
+    return;
+  }
+
+  if (command === "users" && sub === "create") {
+    const v = parse(rest, {
+      email: { type: "string" },
+      name: { type: "string" },
+      role: { type: "string" },
+      "password-stdin": { type: "boolean" },
+    });
+    if (typeof v.email !== "string") throw new UsageError("users create needs --email");
+    const password = v["password-stdin"] ? await readStdin() : undefined;
+    await withRuntime(config, async ({ db }) => {
+      const user = await createUser(db, config.argon2, {
+        email: v.email as string,
+        name: v.name as string | undefined,
+        role: v.role as string | undefined,
+        password,
+      });
+      print({ id: user.id, email: user.email });
+    });
+    return;
+  }
+
+  if (command === "users" && sub === "set-password") {
+    const v = parse(rest, { email: { type: "string" }, "password-stdin": { type: "boolean" } });
+    if (typeof v.email !== "string" || !v["password-stdin"]) throw new UsageError("users set-password needs --email and --password-stdin");
+    const password = await readStdin();
+    await withRuntime(config, async ({ db }) => {
+      const user = await setUserPassword(db, config.argon2, v.email as string, password);
+      print({ id: user.id, email: user.email });
+    });
+    return;
+  }
+
+  if (command === "clients" && sub === "create") {
+    const v = parse(rest, {
+      name: { type: "string" },
+      "redirect-uri": { type: "string", multiple: true },
+      "post-logout-redirect-uri": { type: "string", multiple: true },
+      public: { type: "boolean" },
+      "grant-types": { type: "string" },
+      scope: { type: "string" },
+      "first-party": { type: "boolean" },
+    });
+    if (typeof v.name !== "string") throw new UsageError("clients create needs --name");
+    await withRuntime(config, async ({ db, ring }) =>
+      print(
+        await createClient(db, ring, {
+          name: v.name as string,
+          redirectUris: v["redirect-uri"] as string[] | undefined,
+          postLogoutRedirectUris: v["post-logout-redirect-uri"] as string[] | undefined,
+          public: v.public as boolean | undefined,
+          grantTypes: typeof v["grant-types"] === "string" ? v["grant-types"].split(",").map((g) => g.trim()) : undefined,
+          scope: v.scope as string | undefined,
+          firstParty: v["first-party"] as boolean | undefined,
+        }),
+      ),
+    );
+    return;
+  }
+
+  if (command === "clients" && sub === "list") {
+    parse(rest, {});
+    await withRuntime(config, async ({ db }) => print(await listClients(db)));
+    return;
+  }
+
+  throw new UsageError(command ? `unknown command: ${[command, sub].filter(Boolean).join(" ")}` : "no command given");
+}
+
+try {
+  await run(process.argv.slice(2));
+} catch (error) {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`gatehouse: ${message.split("\n")[0]}\n`);
+  if (error instanceof UsageError) process.stderr.write(usage + "\n");
+  process.exitCode = error instanceof UsageError ? 2 : 1;
+}

@@ -1,0 +1,216 @@
+/**
+ * The only reader of process.env. Every variable of SPEC section 4 is parsed and
+ * validated here once, at start-up; anything invalid throws a ConfigError whose
+ * message is one line naming the variable, and the process entry prints it and exits.
+ */
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface Config {
+  readonly nodeEnv: string;
+  readonly production: boolean;
+  readonly port: number;
+  readonly host: string;
+  /** Issuer URL without a trailing slash. */
+  readonly issuer: string;
+  readonly databaseUrl: string;
+  readonly databaseProvider: "sqlite" | "postgresql";
+  readonly keysDir: string;
+  /** Newest first; undefined outside production means "derive from the master key". */
+  readonly cookieSecrets: readonly string[] | undefined;
+  /** Raw 32-byte master keys, newest first; undefined means "use the development key file". */
+  readonly masterKeys: readonly Buffer[] | undefined;
+  readonly redisUrl: string | undefined;
+  readonly trustProxy: boolean | number | string;
+  readonly logLevel: LogLevel;
+  /** Lifetimes in seconds. */
+  readonly accessTokenTtl: number;
+  readonly refreshTokenTtl: number;
+  readonly idTokenTtl: number;
+  readonly sessionTtl: number;
+  readonly refreshReuseGrace: number;
+  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
+  /** Seconds a new signing key is published before it signs. */
+  readonly keyPublishAhead: number;
+  /** Seconds between automatic rotations; undefined when `off`. */
+  readonly keyRotationInterval: number | undefined;
+  /** Seconds between sweeps of expired rows. */
+  readonly sweepInterval: number;
+}
+
+export class ConfigError extends Error {
+  readonly code = "invalid_configuration";
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`invalid configuration: ${variable} ${detail}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Parses and validates the environment (SPEC section 4). Throws ConfigError. */
+export function loadConfig(env: Env = process.env): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+
+  const nodeEnv = read("NODE_ENV") ?? "development";
+  const production = nodeEnv === "production";
+  const port = parseInteger("PORT", read("PORT"), 3000, 1, 65535);
+  const host = read("HOST") ?? "127.0.0.1";
+  const issuer = parseIssuer(read("ISSUER") ?? `http://localhost:${port}`);
+  const { databaseUrl, databaseProvider } = parseDatabaseUrl(read("DATABASE_URL"));
+  const cookieSecrets = parseCookieSecrets(read("COOKIE_SECRETS"));
+  const masterKeys = parseMasterKeys(read("MASTER_KEYS"));
+
+  if (production) {
+    if (!cookieSecrets) throw new ConfigError("COOKIE_SECRETS", "is required when NODE_ENV=production");
+    if (!masterKeys) throw new ConfigError("MASTER_KEYS", "is required when NODE_ENV=production");
+    const url = new URL(issuer);
+    if (url.protocol !== "https:" && !isLocalhost(url.hostname)) {
+      throw new ConfigError("ISSUER", "must be an https: URL when NODE_ENV=production (http: is allowed on localhost only)");
+    }
+  }
+
+  const rotation = read("KEY_ROTATION_INTERVAL");
+  return Object.freeze({
+    nodeEnv,
+    production,
+    port,
+    host,
+    issuer,
+    databaseUrl,
+    databaseProvider,
+    keysDir: read("KEYS_DIR") ?? "./keys",
+    cookieSecrets,
+    masterKeys,
+    redisUrl: parseRedisUrl(read("REDIS_URL")),
+    trustProxy: parseTrustProxy(read("TRUST_PROXY")),
+    logLevel: parseLogLevel(read("LOG_LEVEL")),
+    accessTokenTtl: parseDuration("ACCESS_TOKEN_TTL", read("ACCESS_TOKEN_TTL"), "15m", 1),
+    refreshTokenTtl: parseDuration("REFRESH_TOKEN_TTL", read("REFRESH_TOKEN_TTL"), "7d", 1),
+    idTokenTtl: parseDuration("ID_TOKEN_TTL", read("ID_TOKEN_TTL"), "15m", 1),
+    sessionTtl: parseDuration("SESSION_TTL", read("SESSION_TTL"), "14d", 1),
+    refreshReuseGrace: parseDuration("REFRESH_REUSE_GRACE", read("REFRESH_REUSE_GRACE"), "0s", 0, 60),
+    argon2: Object.freeze({
+      // OWASP's minimum for argon2id: m=19 MiB, t=2, p=1. Lower values are refused.
+      memoryCost: parseInteger("ARGON2_MEMORY_KIB", read("ARGON2_MEMORY_KIB"), 19456, 19456, 4 * 1024 * 1024),
+      timeCost: parseInteger("ARGON2_ITERATIONS", read("ARGON2_ITERATIONS"), 2, 2, 100),
+      parallelism: parseInteger("ARGON2_PARALLELISM", read("ARGON2_PARALLELISM"), 1, 1, 16),
+    }),
+    keyPublishAhead: parseDuration("KEY_PUBLISH_AHEAD", read("KEY_PUBLISH_AHEAD"), "24h", 0),
+    keyRotationInterval:
+      rotation === "off" ? undefined : parseDuration("KEY_ROTATION_INTERVAL", rotation, "90d", 3600),
+    sweepInterval: parseDuration("SWEEP_INTERVAL", read("SWEEP_INTERVAL"), "10m", 1),
+  });
+}
+
+function parseInteger(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(name, `must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+  }
+  return Number(raw);
+}
+
+const durationUnits: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses "900", "900s", "15m", "24h", "7d" into seconds. */
+export function parseDuration(
+  name: string,
+  raw: string | undefined,
+  fallback: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  const text = raw ?? fallback;
+  const match = /^(\d+)([smhd]?)$/.exec(text);
+  const seconds = match ? Number(match[1]) * durationUnits[match[2] || "s"]! : NaN;
+  if (!Number.isSafeInteger(seconds) || seconds < min || seconds > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}s` : `from ${min}s to ${max}s`;
+    throw new ConfigError(name, `must be a duration such as 30s, 15m, 24h or 7d, ${range} (got ${JSON.stringify(text)})`);
+  }
+  return seconds;
+}
+
+function isLocalhost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "127.0.0.1" || hostname === "[::1]";
+}
+
+function parseIssuer(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError("ISSUER", `must be an absolute http(s) URL (got ${JSON.stringify(raw)})`);
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || url.search || url.hash || url.username) {
+    throw new ConfigError("ISSUER", `must be an http(s) URL without query, fragment or credentials (got ${JSON.stringify(raw)})`);
+  }
+  return url.href.replace(/\/$/, "");
+}
+
+function parseDatabaseUrl(raw: string | undefined): Pick<Config, "databaseUrl" | "databaseProvider"> {
+  if (raw === undefined) return { databaseUrl: "file:./data/gatehouse.db", databaseProvider: "sqlite" };
+  if (raw.startsWith("file:") && raw.length > "file:".length) return { databaseUrl: raw, databaseProvider: "sqlite" };
+  if (/^postgres(ql)?:\/\//.test(raw)) {
+    try {
+      const url = new URL(raw);
+      if (url.hostname && url.pathname.length > 1) return { databaseUrl: raw, databaseProvider: "postgresql" };
+    } catch {
+      // fall through to the error below
+    }
+    // The URL may carry a password: never echo it.
+    throw new ConfigError("DATABASE_URL", "is not a valid postgresql://user:password@host:port/database URL");
+  }
+  throw new ConfigError("DATABASE_URL", "must be a file: (SQLite) or postgresql:// URL");
+}
+
+function parseCookieSecrets(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const secrets = raw.split(",").map((s) => s.trim());
+  if (secrets.some((s) => s.length < 32)) {
+    throw new ConfigError("COOKIE_SECRETS", "must be a comma-separated list of secrets of at least 32 characters each");
+  }
+  return secrets;
+}
+
+function parseMasterKeys(raw: string | undefined): Buffer[] | undefined {
+  if (raw === undefined) return undefined;
+  return raw.split(",").map((item) => {
+    const text = item.trim();
+    const key = Buffer.from(text, "base64");
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text) || key.length !== 32) {
+      throw new ConfigError("MASTER_KEYS", "must be a comma-separated list of base64-encoded 32-byte keys (openssl rand -base64 32)");
+    }
+    return key;
+  });
+}
+
+function parseRedisUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^rediss?:\/\/\S+$/.test(raw)) throw new ConfigError("REDIS_URL", "must be a redis:// or rediss:// URL");
+  return raw;
+}
+
+function parseTrustProxy(raw: string | undefined): boolean | number | string {
+  if (raw === undefined || raw === "false") return false;
+  if (raw === "true") return true;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  if (/^[0-9a-fA-F:.\/, ]+$/.test(raw)) return raw;
+  throw new ConfigError("TRUST_PROXY", `must be true, false, a hop count or a comma-separated list of addresses/CIDRs (got ${JSON.stringify(raw)})`);
+}
+
+const logLevels: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function parseLogLevel(raw: string | undefined): LogLevel {
+  if (raw === undefined) return "info";
+  if (!(logLevels as readonly string[]).includes(raw)) {
+    throw new ConfigError("LOG_LEVEL", `must be one of ${logLevels.join(", ")} (got ${JSON.stringify(raw)})`);
+  }
+  return raw as LogLevel;
+}

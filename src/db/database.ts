@@ -1,0 +1,55 @@
+/**
+ * Opens the database behind DATABASE_URL: SQLite (better-sqlite3) by default,
+ * PostgreSQL (pg) for production and clusters. Both go through a Prisma client
+ * generated from the same data model (prisma/models.prisma), so the rest of the
+ * code sees one typed client whatever the provider.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { PrismaClient } from "./generated/sqlite/client.ts";
+
+export type DatabaseProvider = "sqlite" | "postgresql";
+export type { PrismaClient };
+
+export interface Database {
+  readonly prisma: PrismaClient;
+  readonly provider: DatabaseProvider;
+  /** Throws when the database cannot answer a trivial query (readiness probe). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Path of the SQLite file named by a `file:` URL (relative to the working directory). */
+export function sqlitePath(url: string): string {
+  return url.slice("file:".length).replace(/^\/\/(?=\/)/, "").split("?")[0]!;
+}
+
+/** Opens a Prisma client for `url` through the matching driver adapter. */
+export async function openDatabase(url: string, provider: DatabaseProvider): Promise<Database> {
+  let prisma: PrismaClient;
+  if (provider === "sqlite") {
+    const path = sqlitePath(url);
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const { PrismaBetterSQLite3 } = await import("@prisma/adapter-better-sqlite3");
+    const { PrismaClient } = await import("./generated/sqlite/client.ts");
+    // timeout: how long a writer waits for SQLite's lock (busy_timeout), in ms.
+    prisma = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: path, timeout: 10_000 }) });
+  } else {
+    const { PrismaPg } = await import("@prisma/adapter-pg");
+    const { PrismaClient } = await import("./generated/postgresql/client.ts");
+    // Both generated clients have the same models and methods: only the SQL
+    // dialect inside differs, so one type serves both.
+    prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 10 }) }) as unknown as PrismaClient;
+  }
+  await prisma.$connect();
+  return {
+    prisma,
+    provider,
+    async ping() {
+      await prisma.$queryRawUnsafe("SELECT 1");
+    },
+    async close() {
+      await prisma.$disconnect();
+    },
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * Queries on OidcRecord, the one table behind every oidc-provider model
+ * (STYLE.md, Storage). Rows past `expiresAt` are treated as missing here, so
+ * no caller ever sees an expired session, grant, code or token even before
+ * the sweeper has deleted it.
+ */
+import type { PrismaClient } from "./database.ts";
+
+export type OidcPayload = Record<string, unknown>;
+
+export interface OidcRecordInput {
+  model: string;
+  id: string;
+  payload: OidcPayload;
+  expiresAt: Date | null;
+}
+
+function str(value: unknown): string | null {
+  return typeof value === "string" ? value : null;
+}
+
+/** The indexed columns derived from a payload. */
+function columnsOf(payload: OidcPayload) {
+  return {
+    grantId: str(payload.grantId),
+    uid: str(payload.uid),
+    userCode: str(payload.userCode),
+    accountId: str(payload.accountId),
+    clientId: str(payload.clientId),
+    consumedAt: typeof payload.consumed === "number" ? new Date(payload.consumed * 1000) : null,
+  };
+}
+
+export async function upsertOidcRecord(prisma: PrismaClient, record: OidcRecordInput): Promise<void> {
+  const data = { payload: record.payload as object, expiresAt: record.expiresAt, ...columnsOf(record.payload) };
+  await prisma.oidcRecord.upsert({
+    where: { model_id: { model: record.model, id: record.id } },
+    create: { model: record.model, id: record.id, ...data },
+    update: data,
+  });
+}
+
+type Row = { payload: unknown; expiresAt: Date | null; consumedAt: Date | null };
+
+function live(row: Row | null, now = Date.now()): OidcPayload | undefined {
+  if (!row || (row.expiresAt && row.expiresAt.getTime() <= now)) return undefined;
+  const payload = row.payload as OidcPayload;
+  // consume() only sets the column: fold it back into the payload.
+  return row.consumedAt ? { ...payload, consumed: Math.floor(row.consumedAt.getTime() / 1000) } : payload;
+}
+
+const rowFields = { payload: true, expiresAt: true, consumedAt: true } as const;
+
+export async function findOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<OidcPayload | undefined> {
+  return live(await prisma.oidcRecord.findUnique({ where: { model_id: { model, id } }, select: rowFields }));
+}
+
+export async function findOidcRecordByUid(prisma: PrismaClient, model: string, uid: string): Promise<OidcPayload | undefined> {
+  return live(await prisma.oidcRecord.findFirst({ where: { model, uid }, select: rowFields, orderBy: { createdAt: "desc" } }));
+}
+
+export async function findOidcRecordByUserCode(
+  prisma: PrismaClient,
+  model: string,
+  userCode: string,
+): Promise<OidcPayload | undefined> {
+  return live(await prisma.oidcRecord.findFirst({ where: { model, userCode }, select: rowFields, orderBy: { createdAt: "desc" } }));
+}
+
+/** Marks a row consumed (codes, refresh tokens) without rewriting its payload. */
+export async function consumeOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<void> {
+  await prisma.oidcRecord.updateMany({ where: { model, id }, data: { consumedAt: new Date() } });
+}
+
+export async function deleteOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<void> {
+  await prisma.oidcRecord.deleteMany({ where: { model, id } });
+}
+
+/** Deletes one model's rows issued under a grant: one indexed delete. */
+export async function deleteOidcRecordsByGrant(prisma: PrismaClient, model: string, grantId: string): Promise<number> {
+  const { count } = await prisma.oidcRecord.deleteMany({ where: { model, grantId } });
+  return count;
+}
+
+/** Deletes every row whose expiry has passed; returns how many. */
+export async function deleteExpiredOidcRecords(prisma: PrismaClient, now = new Date()): Promise<number> {
+  const { count } = await prisma.oidcRecord.deleteMany({ where: { expiresAt: { lte: now } } });
+  return count;
+}

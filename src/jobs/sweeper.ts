@@ -1,0 +1,27 @@
+/**
+ * Deletes expired oidc-provider rows on a schedule so that nothing grows
+ * without bound (SPEC section 3). Reads already ignore expired rows; this only
+ * reclaims space. Running it on several instances at once is harmless.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import type { Database } from "../db/database.ts";
+import { deleteExpiredOidcRecords } from "../db/oidc-records.ts";
+
+export interface Sweeper {
+  /** One sweep now; returns the number of rows deleted. */
+  sweep(): Promise<number>;
+  stop(): void;
+}
+
+export function startSweeper(db: Database, intervalSeconds: number, log: FastifyBaseLogger): Sweeper {
+  const sweep = async () => {
+    const deleted = await deleteExpiredOidcRecords(db.prisma);
+    if (deleted > 0) log.info({ deleted }, "swept expired oidc rows");
+    return deleted;
+  };
+  const timer = setInterval(() => {
+    sweep().catch((error) => log.error({ err: error }, "sweep of expired rows failed"));
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return { sweep, stop: () => clearInterval(timer) };
+}

@@ -1,0 +1,90 @@
+/**
+ * The Prisma-backed oidc-provider adapter: every model (Session, Grant,
+ * AccessToken, AuthorizationCode, RefreshToken, ClientCredentials, Interaction,
+ * ReplayDetection, PushedAuthorizationRequest, ...) is a row of OidcRecord;
+ * Client is read from our own clients table (see client-store.ts).
+ * Contract: https://github.com/panva/node-oidc-provider/blob/main/example/my_adapter.js
+ */
+import type { Adapter, AdapterPayload } from "oidc-provider";
+import type { PrismaClient } from "../db/database.ts";
+import {
+  consumeOidcRecord,
+  deleteOidcRecord,
+  deleteOidcRecordsByGrant,
+  findOidcRecord,
+  findOidcRecordByUid,
+  findOidcRecordByUserCode,
+  upsertOidcRecord,
+} from "../db/oidc-records.ts";
+import type { ClientStore } from "./client-store.ts";
+
+class PrismaOidcAdapter implements Adapter {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly model: string,
+  ) {}
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    const expiresAt = typeof expiresIn === "number" && expiresIn > 0 ? new Date(Date.now() + expiresIn * 1000) : null;
+    await upsertOidcRecord(this.prisma, { model: this.model, id, payload: payload as Record<string, unknown>, expiresAt });
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return (await findOidcRecord(this.prisma, this.model, id)) as AdapterPayload | undefined;
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return (await findOidcRecordByUid(this.prisma, this.model, uid)) as AdapterPayload | undefined;
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return (await findOidcRecordByUserCode(this.prisma, this.model, userCode)) as AdapterPayload | undefined;
+  }
+
+  async consume(id: string): Promise<void> {
+    await consumeOidcRecord(this.prisma, this.model, id);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await deleteOidcRecord(this.prisma, this.model, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    // oidc-provider calls this once per model; each call deletes its own rows.
+    await deleteOidcRecordsByGrant(this.prisma, this.model, grantId);
+  }
+}
+
+/** Read-only adapter for the Client model, backed by the clients table. */
+class ClientAdapter implements Adapter {
+  constructor(private readonly clients: ClientStore) {}
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return (await this.clients.findMetadata(id)) as AdapterPayload | undefined;
+  }
+
+  async upsert(): Promise<void> {
+    throw new Error("clients are managed through the CLI and the admin API");
+  }
+
+  async destroy(): Promise<void> {
+    throw new Error("clients are managed through the CLI and the admin API");
+  }
+
+  async findByUid(): Promise<undefined> {
+    return undefined;
+  }
+
+  async findByUserCode(): Promise<undefined> {
+    return undefined;
+  }
+
+  async consume(): Promise<void> {}
+
+  async revokeByGrantId(): Promise<void> {}
+}
+
+/** The `adapter` factory handed to oidc-provider's configuration. */
+export function createAdapterFactory(prisma: PrismaClient, clients: ClientStore): (model: string) => Adapter {
+  return (model) => (model === "Client" ? new ClientAdapter(clients) : new PrismaOidcAdapter(prisma, model));
+}

@@ -1,0 +1,24 @@
+/**
+ * Reads clients from our own table for oidc-provider: the stored registration
+ * metadata plus client_id and the client secret, unsealed with the master key.
+ */
+import type { PrismaClient } from "../db/database.ts";
+import { findClientById } from "../db/clients.ts";
+import type { MasterKeyRing } from "../crypto/master-keys.ts";
+
+export interface ClientStore {
+  /** oidc-provider client metadata, or undefined for an unknown client. */
+  findMetadata(clientId: string): Promise<Record<string, unknown> | undefined>;
+}
+
+export function createClientStore(prisma: PrismaClient, ring: MasterKeyRing): ClientStore {
+  return {
+    async findMetadata(clientId) {
+      const row = await findClientById(prisma, clientId);
+      if (!row) return undefined;
+      const metadata: Record<string, unknown> = { ...(row.metadata as object), client_id: row.id };
+      if (row.secretEncrypted) metadata.client_secret = await ring.decrypt(row.secretEncrypted);
+      return metadata;
+    },
+  };
+}
