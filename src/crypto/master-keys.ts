@@ -23,6 +23,7 @@ export interface MasterKeyRing {
 
 export class MasterKeyError extends Error {
   readonly code = "master_key_error";
+  override readonly name = "MasterKeyError";
 }
 
 function kidOf(key: Buffer): string {

@@ -43,6 +43,7 @@ export function listMigrations(provider: DatabaseProvider): Migration[] {
 
 export class MigrationError extends Error {
   readonly code = "migration_failed";
+  override readonly name = "MigrationError";
 }
 
 const createTable: Record<DatabaseProvider, string> = {

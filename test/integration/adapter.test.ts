@@ -1,0 +1,557 @@
+/**
+ * Conformance suite for the Prisma-backed oidc-provider adapter
+ * (src/oidc/adapter.ts, src/db/oidc-records.ts), run against every database
+ * provider: the contract of oidc-provider's adapter interface (example/my_adapter.js),
+ * the cases of oidc-provider's own memory adapter tests that apply to a table,
+ * and what SPEC section 3 adds (indexed columns, revocation by grant, sweeping).
+ */
+import { randomBytes } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
+import t, { type Test } from "tap";
+import type { Adapter, AdapterPayload } from "oidc-provider";
+import { createAdapterFactory } from "../../src/oidc/adapter.ts";
+import { createClientStore } from "../../src/oidc/client-store.ts";
+import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
+import { createClient } from "../../src/services/clients.ts";
+import { deleteExpiredOidcRecords } from "../../src/db/oidc-records.ts";
+import type { Database, DatabaseProvider } from "../../src/db/database.ts";
+import { createTestDatabase, providers } from "../helpers/databases.ts";
+
+/** The models oidc-provider calls revokeByGrantId on. */
+const grantableModels = ["AccessToken", "AuthorizationCode", "RefreshToken", "DeviceCode", "BackchannelAuthenticationRequest"];
+
+/** A fresh identifier, so that cases sharing one database never see each other's rows. */
+function newId(prefix = "id"): string {
+  return `${prefix}-${randomBytes(9).toString("base64url")}`;
+}
+
+function epochNow(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** A token payload shaped like oidc-provider's (AccessToken, RefreshToken, codes...). */
+function tokenPayload(kind: string, fields: Partial<AdapterPayload> = {}): AdapterPayload {
+  const iat = epochNow();
+  return {
+    iat,
+    exp: iat + 3600,
+    kind,
+    jti: newId("jti"),
+    accountId: newId("account"),
+    clientId: newId("client"),
+    grantId: newId("grant"),
+    scope: "openid profile offline_access",
+    ...fields,
+  };
+}
+
+/** A payload exercising everything JSON can carry, as a Session would. */
+function richSessionPayload(): AdapterPayload {
+  const clientId = newId("client");
+  return {
+    iat: 1_700_000_000,
+    exp: 1_700_086_400,
+    kind: "Session",
+    jti: newId("session"),
+    uid: newId("uid"),
+    accountId: "account-ünïcødé-用户-🔑",
+    loginTs: 1_700_000_000,
+    amr: ["pwd", "hwk"],
+    acr: "urn:mace:incommon:iap:silver",
+    transient: false,
+    authorizations: { [clientId]: { sid: newId("sid"), grantId: newId("grant"), persistsLogout: true } },
+    extra: {
+      text: 'quotes " and \\ backslash, tab\t, newline\n, line separator \u2028, emoji 👩‍💻, RTL שלום',
+      numbers: [0, -1, 42, 3.5, -0.125, 1e-7, 2 ** 40, Number.MAX_SAFE_INTEGER],
+      booleans: [true, false],
+      nothing: null,
+      empty: { object: {}, array: [], string: "" },
+      deep: { a: { b: { c: { d: [{ e: "f" }, [1, [2, [3]]]] } } } },
+    },
+  };
+}
+
+interface Fixture {
+  db: Database;
+  adapter(model: string): Adapter;
+  /** The OidcRecord row of (model, id), read straight through Prisma. */
+  row(model: string, id: string): ReturnType<Database["prisma"]["oidcRecord"]["findUnique"]>;
+  count(where: { model?: string; id?: string; grantId?: string }): Promise<number>;
+  /** Moves a row's expiry into the past, as if its lifetime had elapsed. */
+  expire(model: string, id: string): Promise<void>;
+}
+
+async function openFixture(t: Test, provider: DatabaseProvider): Promise<Fixture> {
+  const db = await (await createTestDatabase(t, provider)).open();
+  const ring = createMasterKeyRing([randomBytes(32)]);
+  const factory = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring));
+  return {
+    db,
+    adapter: factory,
+    row: (model, id) => db.prisma.oidcRecord.findUnique({ where: { model_id: { model, id } } }),
+    count: (where) => db.prisma.oidcRecord.count({ where }),
+    async expire(model, id) {
+      await db.prisma.oidcRecord.update({ where: { model_id: { model, id } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    },
+  };
+}
+
+function adapterSuite(t: Test, provider: DatabaseProvider): void {
+  let f: Fixture;
+  t.before(async () => {
+    f = await openFixture(t, provider);
+  });
+
+  t.test("upsert and find", async (t) => {
+    t.test("find returns the upserted payload unchanged", async (t) => {
+      const payload = richSessionPayload();
+      await f.adapter("Session").upsert(payload.jti!, payload, 3600);
+      const found = await f.adapter("Session").find(payload.jti!);
+      t.strictSame(found, payload);
+      t.notOk(found && "consumed" in found, "a payload that was never consumed has no consumed key");
+    });
+
+    t.test("find of an unknown id returns undefined", async (t) => {
+      for (const model of ["Session", "Grant", "AccessToken", "Interaction"]) {
+        t.equal(await f.adapter(model).find(newId()), undefined, model);
+      }
+    });
+
+    t.test("upserting again replaces the payload and the indexed columns", async (t) => {
+      const adapter = f.adapter("DeviceCode");
+      const id = newId();
+      const first = tokenPayload("DeviceCode", { uid: newId("uid"), userCode: "ABCD-EFGH", deviceInfo: { ua: "old" } });
+      await adapter.upsert(id, first, 600);
+      const second = { kind: "DeviceCode", grantId: newId("grant"), accountId: newId("account"), error: "access_denied" };
+      await adapter.upsert(id, second, 0);
+
+      t.strictSame(await adapter.find(id), second, "no key of the first payload survives");
+      t.equal(await f.count({ model: "DeviceCode", id }), 1, "still one row");
+      const row = await f.row("DeviceCode", id);
+      t.equal(row?.grantId, second.grantId);
+      t.equal(row?.accountId, second.accountId);
+      t.equal(row?.clientId, null);
+      t.equal(row?.uid, null);
+      t.equal(row?.userCode, null);
+      t.equal(row?.expiresAt, null, "the new expiresIn (none) replaces the old expiry");
+      t.equal(await adapter.findByUserCode("ABCD-EFGH"), undefined, "the old user code no longer finds it");
+      t.equal(await adapter.findByUid(first.uid as string), undefined, "the old uid no longer finds it");
+    });
+
+    t.test("concurrent upserts of one id leave one row holding one of the payloads", async (t) => {
+      const adapter = f.adapter("Session");
+      const id = newId();
+      const payloads = Array.from({ length: 8 }, (_, i) => ({ kind: "Session", uid: newId("uid"), n: i }));
+      await Promise.all(payloads.map((p) => adapter.upsert(id, p, 600)));
+      t.equal(await f.count({ model: "Session", id }), 1);
+      const found = await adapter.find(id);
+      t.ok(
+        payloads.some((p) => isDeepStrictEqual(p, found)),
+        `the row holds one of the upserted payloads, not a mix: ${JSON.stringify(found)}`,
+      );
+    });
+  });
+
+  t.test("models are isolated", async (t) => {
+    const id = newId();
+    const access = tokenPayload("AccessToken");
+    const refresh = tokenPayload("RefreshToken", { rotations: 2 });
+    await f.adapter("AccessToken").upsert(id, access, 3600);
+    await f.adapter("RefreshToken").upsert(id, refresh, 3600);
+
+    t.equal(await f.count({ id }), 2, "the same id under two models is two rows");
+    t.strictSame(await f.adapter("AccessToken").find(id), access);
+    t.strictSame(await f.adapter("RefreshToken").find(id), refresh);
+    t.equal(await f.adapter("AuthorizationCode").find(id), undefined, "a third model does not see either");
+
+    await f.adapter("RefreshToken").consume(id);
+    t.equal((await f.adapter("AccessToken").find(id))?.consumed, undefined, "consuming one model's row leaves the other");
+
+    await f.adapter("RefreshToken").destroy(id);
+    t.equal(await f.adapter("RefreshToken").find(id), undefined);
+    t.strictSame(await f.adapter("AccessToken").find(id), access, "destroying one model's row leaves the other");
+    t.equal(await f.count({ id }), 1);
+  });
+
+  t.test("findByUid", async (t) => {
+    t.test("finds a Session and an Interaction by their uid", async (t) => {
+      const session = { ...richSessionPayload(), uid: newId("uid") };
+      const interaction = {
+        kind: "Interaction",
+        jti: newId("interaction"),
+        uid: newId("uid"),
+        returnTo: "https://idp.example/auth/x",
+        params: { client_id: "app", scope: "openid", redirect_uri: "https://app.example/cb" },
+        prompt: { name: "login", reasons: ["no_session"], details: {} },
+        session: { accountId: "a", uid: session.uid, cookie: "c" },
+      };
+      await f.adapter("Session").upsert(session.jti!, session, 3600);
+      await f.adapter("Interaction").upsert(interaction.jti, interaction, 600);
+
+      t.strictSame(await f.adapter("Session").findByUid(session.uid), session);
+      t.strictSame(await f.adapter("Interaction").findByUid(interaction.uid), interaction);
+    });
+
+    t.test("only finds rows of its own model", async (t) => {
+      const uid = newId("uid");
+      await f.adapter("Interaction").upsert(newId(), { kind: "Interaction", uid }, 600);
+      t.equal(await f.adapter("Session").findByUid(uid), undefined);
+    });
+
+    t.test("an unknown uid returns undefined", async (t) => {
+      t.equal(await f.adapter("Session").findByUid(newId("uid")), undefined);
+    });
+
+    t.test("a destroyed session is not found by uid", async (t) => {
+      const session = { kind: "Session", jti: newId(), uid: newId("uid"), accountId: "a" };
+      await f.adapter("Session").upsert(session.jti, session, 3600);
+      await f.adapter("Session").destroy(session.jti);
+      t.equal(await f.adapter("Session").findByUid(session.uid), undefined);
+    });
+  });
+
+  t.test("findByUserCode", async (t) => {
+    t.test("finds a DeviceCode by its user code", async (t) => {
+      const payload = tokenPayload("DeviceCode", {
+        userCode: "WDJB-MJHT",
+        deviceInfo: { ip: "127.0.0.1", ua: "Smart TV 📺" },
+        params: { client_id: "tv", scope: "openid" },
+      });
+      await f.adapter("DeviceCode").upsert(payload.jti!, payload, 600);
+      t.strictSame(await f.adapter("DeviceCode").findByUserCode("WDJB-MJHT"), payload);
+      t.equal(await f.adapter("DeviceCode").findByUserCode("NOPE-NOPE"), undefined, "an unknown user code");
+      t.equal(await f.adapter("BackchannelAuthenticationRequest").findByUserCode("WDJB-MJHT"), undefined, "another model");
+    });
+
+    t.test("destroying one of two rows sharing a user code leaves the other findable", async (t) => {
+      const adapter = f.adapter("DeviceCode");
+      const userCode = newId("code");
+      const first = tokenPayload("DeviceCode", { userCode });
+      const second = tokenPayload("DeviceCode", { userCode });
+      await adapter.upsert(first.jti!, first, 600);
+      await adapter.upsert(second.jti!, second, 600);
+      await adapter.destroy(first.jti!);
+      t.strictSame(await adapter.findByUserCode(userCode), second);
+    });
+
+    t.test("a destroyed device code is not found by user code", async (t) => {
+      const payload = tokenPayload("DeviceCode", { userCode: newId("code") });
+      await f.adapter("DeviceCode").upsert(payload.jti!, payload, 600);
+      await f.adapter("DeviceCode").destroy(payload.jti!);
+      t.equal(await f.adapter("DeviceCode").findByUserCode(payload.userCode as string), undefined);
+    });
+  });
+
+  t.test("consume", async (t) => {
+    t.test("sets consumed to the current epoch seconds and leaves the rest of the payload", async (t) => {
+      for (const model of ["AuthorizationCode", "RefreshToken", "DeviceCode", "PushedAuthorizationRequest"]) {
+        const payload = tokenPayload(model, { codeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", resource: ["https://api.example"] });
+        const adapter = f.adapter(model);
+        await adapter.upsert(payload.jti!, payload, 600);
+        const before = epochNow();
+        await adapter.consume(payload.jti!);
+        const after = epochNow();
+
+        const found = await adapter.find(payload.jti!);
+        const { consumed, ...rest } = found ?? {};
+        t.type(consumed, "number", `${model}: consumed is a number`);
+        t.ok(consumed >= before && consumed <= after, `${model}: consumed ${consumed} is within [${before}, ${after}]`);
+        t.strictSame(rest, payload, `${model}: the rest of the payload is unchanged`);
+        t.ok((await f.row(model, payload.jti!))?.consumedAt, `${model}: the consumedAt column is set`);
+      }
+    });
+
+    t.test("a consumed row re-saved with its found payload stays consumed", async (t) => {
+      const adapter = f.adapter("RefreshToken");
+      const payload = tokenPayload("RefreshToken");
+      await adapter.upsert(payload.jti!, payload, 600);
+      await adapter.consume(payload.jti!);
+      const consumed = await adapter.find(payload.jti!);
+      await adapter.upsert(payload.jti!, consumed!, 600);
+      t.strictSame(await adapter.find(payload.jti!), consumed);
+    });
+
+    t.test("a consumed device code is still found by user code, with consumed set", async (t) => {
+      const payload = tokenPayload("DeviceCode", { userCode: newId("code") });
+      await f.adapter("DeviceCode").upsert(payload.jti!, payload, 600);
+      await f.adapter("DeviceCode").consume(payload.jti!);
+      const found = await f.adapter("DeviceCode").findByUserCode(payload.userCode as string);
+      t.type(found?.consumed, "number");
+    });
+
+    t.test("consuming an unknown id does not throw nor create a row", async (t) => {
+      const id = newId();
+      await t.resolves(f.adapter("AuthorizationCode").consume(id));
+      t.equal(await f.count({ model: "AuthorizationCode", id }), 0);
+    });
+  });
+
+  t.test("destroy", async (t) => {
+    t.test("removes the row", async (t) => {
+      const payload = { kind: "Grant", jti: newId(), accountId: "a", clientId: "c", openid: { scope: "openid" } };
+      await f.adapter("Grant").upsert(payload.jti, payload, 3600);
+      t.equal(await f.count({ model: "Grant", id: payload.jti }), 1);
+      await f.adapter("Grant").destroy(payload.jti);
+      t.equal(await f.adapter("Grant").find(payload.jti), undefined);
+      t.equal(await f.count({ model: "Grant", id: payload.jti }), 0);
+    });
+
+    t.test("destroying an unknown id does not throw", async (t) => {
+      await t.resolves(f.adapter("Grant").destroy(newId()));
+    });
+  });
+
+  t.test("revokeByGrantId", async (t) => {
+    for (const model of grantableModels) {
+      t.test(`deletes only ${model} rows of that grant`, async (t) => {
+        const grantId = newId("grant");
+        const otherGrantId = newId("grant");
+        const otherModel = model === "AccessToken" ? "RefreshToken" : "AccessToken";
+        const revoked = [tokenPayload(model, { grantId }), tokenPayload(model, { grantId })];
+        const kept = tokenPayload(model, { grantId: otherGrantId });
+        const sibling = tokenPayload(otherModel, { grantId });
+        for (const p of [...revoked, kept]) await f.adapter(model).upsert(p.jti!, p, 600);
+        await f.adapter(otherModel).upsert(sibling.jti!, sibling, 600);
+        await f.adapter("Grant").upsert(grantId, { kind: "Grant", jti: grantId, accountId: "a", clientId: "c" }, 3600);
+
+        await f.adapter(model).revokeByGrantId(grantId);
+
+        t.equal(await f.count({ model, grantId }), 0, "this model's rows of the grant are gone");
+        for (const p of revoked) t.equal(await f.adapter(model).find(p.jti!), undefined);
+        t.equal(await f.count({ model, grantId: otherGrantId }), 1, "another grant's row stays");
+        t.strictSame(await f.adapter(model).find(kept.jti!), kept);
+        t.equal(await f.count({ model: otherModel, grantId }), 1, "another model's row of the grant stays");
+        t.strictSame(await f.adapter(otherModel).find(sibling.jti!), sibling);
+        t.equal(await f.count({ model: "Grant", id: grantId }), 1, "the Grant row itself stays");
+      });
+    }
+
+    t.test("a row moved to another grant follows it", async (t) => {
+      const adapter = f.adapter("AccessToken");
+      const id = newId();
+      const [first, second] = [newId("grant"), newId("grant")];
+      await adapter.upsert(id, tokenPayload("AccessToken", { grantId: first }), 600);
+      const moved = tokenPayload("AccessToken", { grantId: second });
+      await adapter.upsert(id, moved, 600);
+
+      await adapter.revokeByGrantId(first);
+      t.strictSame(await adapter.find(id), moved, "revoking the old grant leaves it");
+      await adapter.revokeByGrantId(second);
+      t.equal(await adapter.find(id), undefined, "revoking the new grant deletes it");
+    });
+
+    t.test("revoking every grantable model and destroying the Grant leaves no row of the grant", async (t) => {
+      const grantId = newId("grant");
+      await f.adapter("Grant").upsert(grantId, { kind: "Grant", jti: grantId, accountId: "a", clientId: "c" }, 3600);
+      for (const model of grantableModels) {
+        const p = tokenPayload(model, { grantId, userCode: model === "DeviceCode" ? newId("code") : undefined });
+        await f.adapter(model).upsert(p.jti!, p, 600);
+      }
+      t.equal(await f.count({ grantId }), grantableModels.length);
+
+      // What oidc-provider's revoke helper does on logout or token revocation.
+      await Promise.all([...grantableModels.map((m) => f.adapter(m).revokeByGrantId(grantId)), f.adapter("Grant").destroy(grantId)]);
+      t.equal(await f.count({ grantId }), 0);
+      t.equal(await f.count({ model: "Grant", id: grantId }), 0);
+    });
+
+    t.test("revoking an unknown grant does not throw", async (t) => {
+      await t.resolves(f.adapter("RefreshToken").revokeByGrantId(newId("grant")));
+    });
+  });
+
+  t.test("expiry", async (t) => {
+    t.test("expiresIn sets the row's expiry that many seconds from now", async (t) => {
+      const payload = tokenPayload("AccessToken");
+      const before = Date.now();
+      await f.adapter("AccessToken").upsert(payload.jti!, payload, 1);
+      const after = Date.now();
+      const expiresAt = (await f.row("AccessToken", payload.jti!))?.expiresAt?.getTime();
+      t.ok(expiresAt !== undefined && expiresAt >= before + 1000 && expiresAt <= after + 1000, `expiresAt ${expiresAt}`);
+      t.strictSame(await f.adapter("AccessToken").find(payload.jti!), payload, "it is found before it expires");
+    });
+
+    t.test("an expired row is not found", async (t) => {
+      const payload = tokenPayload("AccessToken");
+      await f.adapter("AccessToken").upsert(payload.jti!, payload, 1);
+      await f.expire("AccessToken", payload.jti!);
+      t.equal(await f.adapter("AccessToken").find(payload.jti!), undefined);
+      t.equal(await f.count({ model: "AccessToken", id: payload.jti! }), 1, "the row is still there until swept");
+    });
+
+    t.test("an expired row is not found by uid nor by user code", async (t) => {
+      const session = { kind: "Session", jti: newId(), uid: newId("uid"), accountId: "a" };
+      const device = tokenPayload("DeviceCode", { userCode: newId("code") });
+      await f.adapter("Session").upsert(session.jti, session, 1);
+      await f.adapter("DeviceCode").upsert(device.jti!, device, 1);
+      t.strictSame(await f.adapter("Session").findByUid(session.uid), session, "found by uid before");
+      t.strictSame(await f.adapter("DeviceCode").findByUserCode(device.userCode as string), device, "found by user code before");
+
+      await f.expire("Session", session.jti);
+      await f.expire("DeviceCode", device.jti!);
+      t.equal(await f.adapter("Session").findByUid(session.uid), undefined);
+      t.equal(await f.adapter("DeviceCode").findByUserCode(device.userCode as string), undefined);
+    });
+
+    t.test("a consumed row that expired is not found", async (t) => {
+      const payload = tokenPayload("AuthorizationCode");
+      await f.adapter("AuthorizationCode").upsert(payload.jti!, payload, 60);
+      await f.adapter("AuthorizationCode").consume(payload.jti!);
+      await f.expire("AuthorizationCode", payload.jti!);
+      t.equal(await f.adapter("AuthorizationCode").find(payload.jti!), undefined);
+    });
+
+    t.test("a row upserted without expiresIn never expires", async (t) => {
+      for (const expiresIn of [undefined, 0]) {
+        const payload = { kind: "Grant", jti: newId(), accountId: "a", clientId: "c" };
+        await f.adapter("Grant").upsert(payload.jti, payload, expiresIn);
+        t.equal((await f.row("Grant", payload.jti))?.expiresAt, null, `expiresIn ${expiresIn}: no expiry`);
+        t.strictSame(await f.adapter("Grant").find(payload.jti), payload, `expiresIn ${expiresIn}: found`);
+      }
+    });
+  });
+
+  t.test("indexed columns", async (t) => {
+    t.test("a Grant row carries its accountId and clientId", async (t) => {
+      const grant = {
+        kind: "Grant",
+        jti: newId("grant"),
+        accountId: newId("account"),
+        clientId: newId("client"),
+        openid: { scope: "openid email", claims: ["sub", "email"] },
+        resources: { "https://api.example": "read write" },
+      };
+      await f.adapter("Grant").upsert(grant.jti, grant, 3600);
+      const row = await f.row("Grant", grant.jti);
+      t.equal(row?.accountId, grant.accountId);
+      t.equal(row?.clientId, grant.clientId);
+      t.equal(row?.grantId, null, "a Grant payload has no grantId");
+      t.equal(row?.uid, null);
+      t.equal(row?.userCode, null);
+      t.equal(row?.consumedAt, null);
+    });
+
+    t.test("a token row carries its grantId, accountId and clientId", async (t) => {
+      const token = tokenPayload("AccessToken");
+      await f.adapter("AccessToken").upsert(token.jti!, token, 3600);
+      const row = await f.row("AccessToken", token.jti!);
+      t.equal(row?.grantId, token.grantId);
+      t.equal(row?.accountId, token.accountId);
+      t.equal(row?.clientId, token.clientId);
+    });
+
+    t.test("Session and DeviceCode rows carry their uid and userCode", async (t) => {
+      const session = { kind: "Session", jti: newId(), uid: newId("uid"), accountId: newId("account") };
+      const device = tokenPayload("DeviceCode", { userCode: newId("code") });
+      await f.adapter("Session").upsert(session.jti, session, 3600);
+      await f.adapter("DeviceCode").upsert(device.jti!, device, 600);
+      const sessionRow = await f.row("Session", session.jti);
+      t.equal(sessionRow?.uid, session.uid);
+      t.equal(sessionRow?.accountId, session.accountId);
+      t.equal((await f.row("DeviceCode", device.jti!))?.userCode, device.userCode);
+    });
+
+    t.test("a non-string value leaves the column empty and the payload intact", async (t) => {
+      const payload = { kind: "AccessToken", jti: newId(), accountId: 42, clientId: ["c"], grantId: { id: "g" } };
+      await f.adapter("AccessToken").upsert(payload.jti, payload as unknown as AdapterPayload, 600);
+      const row = await f.row("AccessToken", payload.jti);
+      t.equal(row?.accountId, null);
+      t.equal(row?.clientId, null);
+      t.equal(row?.grantId, null);
+      t.strictSame(await f.adapter("AccessToken").find(payload.jti), payload);
+    });
+  });
+
+  t.test("the Client model", async (t) => {
+    const ring = createMasterKeyRing([randomBytes(32)]);
+    // The client store must open secrets with the ring that sealed them.
+    const adapter = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, ring))("Client");
+
+    t.test("find returns a confidential client's metadata with its secret", async (t) => {
+      const created = await createClient(f.db, ring, {
+        name: "Adapter test app",
+        grantTypes: ["authorization_code", "refresh_token"],
+        scope: "openid profile email",
+        redirectUris: ["https://app.example/callback", "http://127.0.0.1:8080/cb"],
+      });
+      const metadata = await adapter.find(created.client_id);
+      t.equal(metadata?.client_id, created.client_id);
+      t.type(created.client_secret, "string");
+      t.equal(metadata?.client_secret, created.client_secret, "the original secret, unsealed");
+      t.strictSame(metadata?.redirect_uris, ["https://app.example/callback", "http://127.0.0.1:8080/cb"]);
+      t.strictSame(metadata?.grant_types, ["authorization_code", "refresh_token"]);
+      t.equal(metadata?.scope, "openid profile email");
+      t.equal(metadata?.token_endpoint_auth_method, "client_secret_basic");
+
+      const row = await f.db.prisma.client.findUnique({ where: { id: created.client_id } });
+      t.ok(row?.secretEncrypted, "a sealed secret is stored");
+      t.notOk(row?.secretEncrypted?.includes(created.client_secret!), "the secret is not stored in clear");
+    });
+
+    t.test("find returns a public client's metadata without a secret", async (t) => {
+      const created = await createClient(f.db, ring, { name: "SPA", public: true, redirectUris: ["https://spa.example/cb"] });
+      t.equal(created.client_secret, undefined);
+      const metadata = await adapter.find(created.client_id);
+      t.equal(metadata?.client_id, created.client_id);
+      t.notOk(metadata && "client_secret" in metadata, "no client_secret key");
+      t.equal(metadata?.token_endpoint_auth_method, "none");
+    });
+
+    t.test("an unknown client id returns undefined", async (t) => {
+      t.equal(await adapter.find(newId("client")), undefined);
+    });
+
+    t.test("upsert and destroy throw and write nothing", async (t) => {
+      const id = newId("client");
+      await t.rejects(adapter.upsert(id, { client_id: id, client_secret: "x" }, 0));
+      await t.rejects(adapter.destroy(id));
+      t.equal(await f.db.prisma.client.count({ where: { id } }), 0);
+      t.equal(await f.count({ model: "Client" }), 0, "no Client row in OidcRecord");
+    });
+
+    t.test("findByUid and findByUserCode return undefined", async (t) => {
+      t.equal(await adapter.findByUid("anything"), undefined);
+      t.equal(await adapter.findByUserCode("anything"), undefined);
+    });
+  });
+
+  t.test("sweeping expired rows", async (t) => {
+    // Its own database: the sweep counts every expired row in the table.
+    const s = await openFixture(t, provider);
+    const expired = [tokenPayload("AccessToken"), tokenPayload("AuthorizationCode"), { kind: "Session", jti: newId(), uid: newId("uid") }];
+    const live = tokenPayload("RefreshToken");
+    const forever = { kind: "Grant", jti: newId(), accountId: "a", clientId: "c" };
+    for (const p of expired) {
+      await s.adapter(p.kind!).upsert(p.jti!, p, 60);
+      await s.expire(p.kind!, p.jti!);
+    }
+    await s.adapter("RefreshToken").upsert(live.jti!, live, 3600);
+    await s.adapter("Grant").upsert(forever.jti, forever, undefined);
+
+    t.test("deletes exactly the expired rows and returns their count", async (t) => {
+      t.equal(await deleteExpiredOidcRecords(s.db.prisma), expired.length);
+      for (const p of expired) t.equal(await s.count({ model: p.kind!, id: p.jti! }), 0, `${p.kind} swept`);
+      t.equal(await s.db.prisma.oidcRecord.count(), 2, "the live and the never-expiring rows stay");
+      t.strictSame(await s.adapter("RefreshToken").find(live.jti!), live);
+      t.strictSame(await s.adapter("Grant").find(forever.jti), forever);
+    });
+
+    t.test("a second sweep deletes nothing", async (t) => {
+      t.equal(await deleteExpiredOidcRecords(s.db.prisma), 0);
+      t.equal(await s.db.prisma.oidcRecord.count(), 2);
+    });
+
+    t.test("a sweep at a later time deletes what has expired by then, never rows without expiry", async (t) => {
+      const later = new Date(Date.now() + 2 * 3600 * 1000);
+      t.equal(await deleteExpiredOidcRecords(s.db.prisma, later), 1);
+      t.equal(await s.count({ model: "RefreshToken", id: live.jti! }), 0);
+      const farFuture = new Date("9999-12-31T00:00:00Z");
+      t.equal(await deleteExpiredOidcRecords(s.db.prisma, farFuture), 0);
+      t.strictSame(await s.adapter("Grant").find(forever.jti), forever);
+    });
+  });
+}
+
+for (const provider of providers(t)) {
+  t.test(provider, async (t) => adapterSuite(t, provider));
+}

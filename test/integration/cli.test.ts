@@ -1,0 +1,168 @@
+/** The `gatehouse` command, run as a real process against a temporary database. */
+import t from "tap";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createTestDatabase } from "../helpers/databases.ts";
+import { runCli } from "../helpers/processes.ts";
+import { createAdapterFactory } from "../../src/oidc/adapter.ts";
+import { createClientStore } from "../../src/oidc/client-store.ts";
+import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
+import { ensureSigningKeys } from "../../src/oidc/keys.ts";
+
+const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-keys-"));
+t.teardown(() => rmSync(keysDir, { recursive: true, force: true }));
+const database = await createTestDatabase(t, "sqlite");
+const db = await database.open();
+const env = { DATABASE_URL: database.url, KEYS_DIR: keysDir };
+const ring = loadMasterKeyRing({ keysDir, masterKeys: undefined, production: false });
+
+t.test("users create reads the password from stdin and stores an argon2id hash", async (t) => {
+  const result = await runCli(["users", "create", "--email", "Ada@Example.COM", "--name", "Ada", "--role", "admin", "--password-stdin"], env, "correct horse battery staple\n");
+  t.equal(result.code, 0, result.stderr);
+  const printed = JSON.parse(result.stdout);
+  t.same(Object.keys(printed).sort(), ["email", "id"]);
+  t.equal(printed.email, "ada@example.com", "emails are stored lower-cased");
+  const row = await db.prisma.user.findUniqueOrThrow({ where: { id: printed.id } });
+  t.equal(row.name, "Ada");
+  t.equal(row.role, "admin");
+  t.match(row.passwordHash, /^\$argon2id\$v=19\$m=19456,p=1,t=2\$/, "argon2id at OWASP's parameters");
+  t.notMatch(row.passwordHash!, /correct horse/);
+});
+
+t.test("a duplicate email, in any case, is refused and nothing is written", async (t) => {
+  const result = await runCli(["users", "create", "--email", "ADA@example.com"], env);
+  t.equal(result.code, 1);
+  t.equal(result.stderr, "gatehouse: a user with email ada@example.com already exists\n");
+  t.equal(result.stdout, "");
+  t.equal(await db.prisma.user.count({ where: { email: "ada@example.com" } }), 1);
+});
+
+t.test("a password on the command line is refused", async (t) => {
+  for (const args of [["--password", "hunter2hunter2"], ["--password=hunter2hunter2"]]) {
+    const result = await runCli(["users", "create", "--email", "bob@example.com", ...args], env);
+    t.equal(result.code, 2, `${args.join(" ")} exits 2`);
+    t.match(result.stderr, /^gatehouse: secrets are read from stdin, never from arguments: use --password-stdin\n/);
+  }
+  t.equal(await db.prisma.user.count({ where: { email: "bob@example.com" } }), 0, "no user was created");
+});
+
+t.test("a password shorter than 8 characters is refused and nothing is written", async (t) => {
+  const result = await runCli(["users", "create", "--email", "carol@example.com", "--password-stdin"], env, "short\n");
+  t.equal(result.code, 1);
+  t.equal(result.stderr, "gatehouse: password must be at least 8 characters\n");
+  t.equal(await db.prisma.user.count({ where: { email: "carol@example.com" } }), 0);
+});
+
+t.test("an invalid email is refused", async (t) => {
+  const result = await runCli(["users", "create", "--email", "not-an-email"], env);
+  t.equal(result.code, 1);
+  t.match(result.stderr, /^gatehouse: invalid email address/);
+});
+
+t.test("clients create: a confidential client gets a secret stored sealed, never in clear", async (t) => {
+  const result = await runCli(
+    ["clients", "create", "--name", "Web app", "--redirect-uri", "https://app.example.com/cb", "--redirect-uri", "http://localhost:8080/cb", "--post-logout-redirect-uri", "https://app.example.com/", "--first-party"],
+    env,
+  );
+  t.equal(result.code, 0, result.stderr);
+  const { client_id, client_secret } = JSON.parse(result.stdout);
+  t.type(client_secret, "string");
+  const row = await db.prisma.client.findUniqueOrThrow({ where: { id: client_id } });
+  t.notMatch(row.secretEncrypted!, client_secret, "the stored secret is not the secret");
+  t.equal(await ring.decrypt(row.secretEncrypted!), client_secret, "it opens with the master key");
+  t.equal(row.firstParty, true);
+  t.match(row.metadata, {
+    redirect_uris: ["https://app.example.com/cb", "http://localhost:8080/cb"],
+    post_logout_redirect_uris: ["https://app.example.com/"],
+    grant_types: ["authorization_code", "refresh_token"],
+    scope: "openid profile email offline_access",
+    token_endpoint_auth_method: "client_secret_basic",
+  });
+  const metadata = await createClientStore(db.prisma, ring).findMetadata(client_id);
+  t.equal(metadata?.client_secret, client_secret, "oidc-provider sees the secret");
+});
+
+t.test("clients create --public gives no secret and authenticates with none", async (t) => {
+  const result = await runCli(["clients", "create", "--name", "SPA", "--public", "--redirect-uri", "https://spa.example.com/cb"], env);
+  t.equal(result.code, 0, result.stderr);
+  const printed = JSON.parse(result.stdout);
+  t.same(Object.keys(printed), ["client_id"]);
+  const row = await db.prisma.client.findUniqueOrThrow({ where: { id: printed.client_id } });
+  t.equal(row.secretEncrypted, null);
+  t.match(row.metadata, { token_endpoint_auth_method: "none" });
+});
+
+t.test("clients create refuses bad input and writes nothing", async (t) => {
+  const before = await db.prisma.client.count();
+  const cases: [string[], RegExp][] = [
+    [["--redirect-uri", "http://evil.example.com/cb"], /redirect_uri "http:\/\/evil.example.com\/cb" must use https/],
+    [["--redirect-uri", "https://app.example.com/cb#frag"], /must not have a fragment/],
+    [["--redirect-uri", "not a url"], /is not an absolute URL/],
+    [[], /the authorization_code grant needs at least one redirect URI/],
+    [["--grant-types", "password"], /grant types must be among/],
+    [["--grant-types", "client_credentials", "--scope", "superuser"], /unknown scope: superuser/],
+    [["--public", "--grant-types", "client_credentials"], /a public client cannot use client_credentials/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await runCli(["clients", "create", "--name", "Bad", ...args], env);
+    t.equal(result.code, 1, args.join(" "));
+    t.match(result.stderr, message);
+    t.equal(result.stderr.split("\n").length, 2, "one line");
+  }
+  t.equal(await db.prisma.client.count(), before, "no client was written");
+});
+
+t.test("clients list prints every client without secrets", async (t) => {
+  const result = await runCli(["clients", "list"], env);
+  t.equal(result.code, 0, result.stderr);
+  const list = JSON.parse(result.stdout) as Record<string, unknown>[];
+  t.same(list.map((c) => c.client_name), ["Web app", "SPA"]);
+  for (const client of list) t.notOk("client_secret" in client);
+});
+
+t.test("users set-password changes the hash and revokes the user's sessions and grants", async (t) => {
+  const user = await db.prisma.user.findUniqueOrThrow({ where: { email: "ada@example.com" } });
+  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring));
+  await adapter("Session").upsert("s1", { accountId: user.id, uid: "u1" } as never, 3600);
+  await adapter("Grant").upsert("g1", { accountId: user.id, clientId: "c1" } as never, 3600);
+  await adapter("AccessToken").upsert("at1", { accountId: user.id, clientId: "c1", grantId: "g1" } as never, 3600);
+  await adapter("Grant").upsert("g2", { accountId: "someone-else", clientId: "c1" } as never, 3600);
+
+  const result = await runCli(["users", "set-password", "--email", "ada@example.com", "--password-stdin"], env, "a brand new passphrase\n");
+  t.equal(result.code, 0, result.stderr);
+  const after = await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+  t.not(after.passwordHash, user.passwordHash);
+  t.equal(await adapter("Session").find("s1"), undefined, "the session is gone");
+  t.equal(await adapter("Grant").find("g1"), undefined, "the grant is gone");
+  t.equal(await adapter("AccessToken").find("at1"), undefined, "its token is gone");
+  t.ok(await adapter("Grant").find("g2"), "another user's grant stays");
+
+  const unknown = await runCli(["users", "set-password", "--email", "nobody@example.com", "--password-stdin"], env, "a brand new passphrase\n");
+  t.equal(unknown.code, 1);
+  t.equal(unknown.stderr, "gatehouse: no user with email nobody@example.com\n");
+});
+
+t.test("keys list and keys export", async (t) => {
+  await ensureSigningKeys(db, ring);
+  const list = await runCli(["keys", "list"], env);
+  t.equal(list.code, 0, list.stderr);
+  const keys = JSON.parse(list.stdout) as Record<string, unknown>[];
+  t.same(keys.map((k) => `${k.alg}:${k.state}`).sort(), ["ES256:current", "RS256:current"]);
+  for (const key of keys) t.match(key, { kid: String, created_at: String, activated_at: String, retired_at: null });
+  const exported = JSON.parse((await runCli(["keys", "export"], env)).stdout) as { keys: Record<string, unknown>[] };
+  t.same(exported.keys.map((k) => k.kid).sort(), keys.map((k) => k.kid).sort());
+  for (const key of exported.keys) t.notOk("d" in key, "public parts only");
+});
+
+t.test("an unknown command prints usage and exits 2", async (t) => {
+  const result = await runCli(["frobnicate"], env);
+  t.equal(result.code, 2);
+  t.match(result.stderr, /^gatehouse: unknown command: frobnicate\nusage: gatehouse/);
+});
+
+t.test("an invalid environment stops the CLI with one line", async (t) => {
+  const result = await runCli(["clients", "list"], { ...env, DATABASE_URL: "mysql://db/x" });
+  t.equal(result.code, 1);
+  t.equal(result.stderr, "gatehouse: invalid configuration: DATABASE_URL must be a file: (SQLite) or postgresql:// URL\n");
+});
