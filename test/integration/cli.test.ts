@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase } from "../helpers/databases.ts";
-import { runCli } from "../helpers/processes.ts";
+import { spawnSync } from "node:child_process";
+import { root, runCli } from "../helpers/processes.ts";
 import { createAdapterFactory } from "../../src/oidc/adapter.ts";
 import { createClientStore } from "../../src/oidc/client-store.ts";
 import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
@@ -165,4 +166,23 @@ t.test("an invalid environment stops the CLI with one line", async (t) => {
   const result = await runCli(["clients", "list"], { ...env, DATABASE_URL: "mysql://db/x" });
   t.equal(result.code, 1);
   t.equal(result.stderr, "gatehouse: invalid configuration: DATABASE_URL must be a file: (SQLite) or postgresql:// URL\n");
+});
+
+t.test("gatehouse migrate applies pending migrations once, in a form Prisma's own CLI agrees with", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-migrate-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const freshEnv = { ...env, DATABASE_URL: `file:${join(dir, "fresh.db")}` };
+  const first = await runCli(["migrate"], freshEnv);
+  t.equal(first.code, 0, first.stderr);
+  t.same(JSON.parse(first.stdout), { applied: ["20261122000000_init"] });
+  const second = await runCli(["migrate"], freshEnv);
+  t.same(JSON.parse(second.stdout), { applied: [] }, "nothing is applied twice");
+
+  const status = spawnSync(process.execPath, [join(root, "node_modules/prisma/build/index.js"), "migrate", "status", "--config", "prisma/sqlite.config.ts"], {
+    cwd: root,
+    env: { PATH: process.env.PATH, DATABASE_URL: freshEnv.DATABASE_URL },
+    encoding: "utf8",
+  });
+  t.equal(status.status, 0, status.stderr);
+  t.match(status.stdout, /Database schema is up to date!/);
 });
