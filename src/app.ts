@@ -5,18 +5,29 @@
  */
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
+import fastifyStatic from "@fastify/static";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
 import type { MasterKeyRing } from "./crypto/master-keys.ts";
+import type { AppContext } from "./context.ts";
 import { loggerOptions } from "./logger.ts";
 import { loadSigningKeys } from "./oidc/keys.ts";
 import { createProvider } from "./oidc/provider.ts";
 import { ProviderHost } from "./oidc/provider-host.ts";
 import { createClientStore } from "./oidc/client-store.ts";
+import { observeProvider } from "./oidc/events.ts";
+import { createCsrf } from "./auth/csrf.ts";
+import { connectRedis, createMemoryCounterStore, createRedisCounterStore } from "./auth/counter-store.ts";
+import { createSignInLimiter } from "./auth/sign-in-limiter.ts";
+import { createMetrics } from "./metrics.ts";
 import { oidcPlugin } from "./plugins/oidc.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
+import { securityPlugin } from "./plugins/security.ts";
+import { metricsPlugin } from "./plugins/metrics.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { interactionRoutes } from "./interaction/routes.ts";
 import { startSweeper } from "./jobs/sweeper.ts";
+import { staticDir } from "./views.ts";
 
 export interface AppDeps {
   config: Config;
@@ -28,7 +39,7 @@ export interface AppDeps {
 
 declare module "fastify" {
   interface FastifyInstance {
-    providerHost: ProviderHost;
+    context: AppContext;
   }
 }
 
@@ -49,21 +60,49 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     return503OnClosing: true,
   });
 
-  const clients = createClientStore(db.prisma, ring);
   const keys = await loadSigningKeys(db, ring);
-  if (keys.length === 0) throw new Error("no signing keys in the database: run `gatehouse migrate` and start once, or `gatehouse keys import`");
-  const host = new ProviderHost(createProvider({ config, prisma: db.prisma, clients, keys, cookieKeys: cookieKeysFor(config, ring) }));
-  app.decorate("providerHost", host);
+  if (keys.length === 0) throw new Error("no signing keys in the database: start the server once, or run `gatehouse keys import`");
+  const clients = createClientStore(db.prisma, ring);
+  const metrics = createMetrics();
+  const provider = createProvider({ config, prisma: db.prisma, clients, keys, cookieKeys: cookieKeysFor(config, ring) });
+  observeProvider(provider, { db, metrics, log: app.log });
+  const redis = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
+  const counters = redis ? createRedisCounterStore(redis) : createMemoryCounterStore();
+  const context: AppContext = {
+    config,
+    db,
+    ring,
+    host: new ProviderHost(provider),
+    // Bound to an interaction or session; keyed apart from the cookie keys.
+    csrf: createCsrf(ring.derive("csrf")),
+    limiter: createSignInLimiter(counters, {
+      maxFailures: config.signInMaxFailures,
+      maxFailuresPerIp: config.signInMaxFailuresPerIp,
+      windowMs: config.signInWindow * 1000,
+      baseDelayMs: 250,
+    }),
+    metrics,
+    redis,
+  };
+  app.decorate("context", context);
 
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
 
   await app.register(errorHandlerPlugin);
-  await app.register(healthRoutes, { db, host });
-  await app.register(oidcPlugin, { host });
+  await app.register(metricsPlugin, context);
+  await app.register(securityPlugin, { https: config.issuer.startsWith("https:") });
+  await app.register(fastifyStatic, { root: staticDir, prefix: "/static/", index: false, maxAge: "1h" });
+  await app.register(healthRoutes, context);
+  await app.register(interactionRoutes, context);
+  await app.register(oidcPlugin, context);
 
   const sweeper = startSweeper(db, config.sweepInterval, app.log);
-  app.addHook("onClose", async () => sweeper.stop());
+  app.addHook("onClose", async () => {
+    sweeper.stop();
+    await counters.close();
+    await redis?.quit();
+  });
   return app;
 }

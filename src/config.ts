@@ -36,6 +36,15 @@ export interface Config {
   readonly keyRotationInterval: number | undefined;
   /** Seconds between sweeps of expired rows. */
   readonly sweepInterval: number;
+  /** Failed sign-ins allowed per account (and per account+IP) in a window. */
+  readonly signInMaxFailures: number;
+  /** Failed sign-ins allowed per IP in a window. */
+  readonly signInMaxFailuresPerIp: number;
+  /** Seconds of the sign-in failure window. */
+  readonly signInWindow: number;
+  /** Requests per minute per IP, and per client, on the token, introspection and revocation endpoints. */
+  readonly tokenRateLimitPerIp: number;
+  readonly tokenRateLimitPerClient: number;
 }
 
 export class ConfigError extends Error {
@@ -106,6 +115,11 @@ export function loadConfig(env: Env = process.env): Config {
     keyRotationInterval:
       rotation === "off" ? undefined : parseDuration("KEY_ROTATION_INTERVAL", rotation, "90d", 3600),
     sweepInterval: parseDuration("SWEEP_INTERVAL", read("SWEEP_INTERVAL"), "10m", 1),
+    signInMaxFailures: parseInteger("SIGNIN_MAX_FAILURES", read("SIGNIN_MAX_FAILURES"), 5, 1, 1000),
+    signInMaxFailuresPerIp: parseInteger("SIGNIN_MAX_FAILURES_PER_IP", read("SIGNIN_MAX_FAILURES_PER_IP"), 50, 1, 100000),
+    signInWindow: parseDuration("SIGNIN_WINDOW", read("SIGNIN_WINDOW"), "15m", 1),
+    tokenRateLimitPerIp: parseInteger("TOKEN_RATE_LIMIT_PER_IP", read("TOKEN_RATE_LIMIT_PER_IP"), 600, 1, 10_000_000),
+    tokenRateLimitPerClient: parseInteger("TOKEN_RATE_LIMIT_PER_CLIENT", read("TOKEN_RATE_LIMIT_PER_CLIENT"), 1200, 1, 10_000_000),
   });
 }
 

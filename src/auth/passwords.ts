@@ -2,8 +2,10 @@
  * Password hashing with argon2id (SPEC section 10). Parameters come from
  * configuration and are at least OWASP's (m=19 MiB, t=2, p=1).
  */
+import { randomBytes } from "node:crypto";
 import argon2 from "argon2";
 import type { Config } from "../config.ts";
+import { isCommonPassword } from "./common-passwords.ts";
 
 export type Argon2Params = Config["argon2"];
 
@@ -15,6 +17,7 @@ export function checkPasswordPolicy(password: string): string | undefined {
   const length = [...password].length;
   if (length < passwordMinLength) return `password must be at least ${passwordMinLength} characters`;
   if (length > passwordMaxLength) return `password must be at most ${passwordMaxLength} characters`;
+  if (isCommonPassword(password)) return "password is too common: choose one that is not on lists of breached passwords";
   return undefined;
 }
 
@@ -30,4 +33,16 @@ export async function verifyPassword(hash: string, password: string): Promise<bo
   } catch {
     return false;
   }
+}
+
+let dummy: Promise<string> | undefined;
+
+/**
+ * A hash of a random password with the same parameters, verified when the
+ * email is unknown so that an unknown email costs as much as a wrong password
+ * and response times do not reveal which accounts exist.
+ */
+export function dummyPasswordHash(params: Argon2Params): Promise<string> {
+  dummy ??= hashPassword(randomBytes(18).toString("base64"), params);
+  return dummy;
 }

@@ -10,6 +10,8 @@ import type { PrismaClient } from "./generated/sqlite/client.ts";
 
 export type DatabaseProvider = "sqlite" | "postgresql";
 export type { PrismaClient };
+/** The client inside an interactive transaction. */
+export type Tx = Omit<PrismaClient, "$connect" | "$disconnect" | "$on" | "$transaction" | "$extends">;
 
 export interface Database {
   readonly prisma: PrismaClient;

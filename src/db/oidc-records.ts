@@ -32,7 +32,7 @@ function columnsOf(payload: OidcPayload) {
 }
 
 export async function upsertOidcRecord(prisma: PrismaClient, record: OidcRecordInput): Promise<void> {
-  const data = { payload: record.payload as object, expiresAt: record.expiresAt, ...columnsOf(record.payload) };
+  const data = { payload: JSON.stringify(record.payload), expiresAt: record.expiresAt, ...columnsOf(record.payload) };
   await prisma.oidcRecord.upsert({
     where: { model_id: { model: record.model, id: record.id } },
     create: { model: record.model, id: record.id, ...data },
@@ -40,19 +40,33 @@ export async function upsertOidcRecord(prisma: PrismaClient, record: OidcRecordI
   });
 }
 
-type Row = { payload: unknown; expiresAt: Date | null; consumedAt: Date | null };
+type Row = { payload: string; expiresAt: Date | null; consumedAt: Date | null };
 
-function live(row: Row | null, now = Date.now()): OidcPayload | undefined {
+/**
+ * The payload of a row that has not expired. consume() only sets the
+ * consumedAt column, so it is folded back in as `consumed`, except within
+ * `consumedGraceMs` of consumption, when the row still reads as unconsumed.
+ */
+function live(row: Row | null, consumedGraceMs = 0, now = Date.now()): OidcPayload | undefined {
   if (!row || (row.expiresAt && row.expiresAt.getTime() <= now)) return undefined;
-  const payload = row.payload as OidcPayload;
-  // consume() only sets the column: fold it back into the payload.
-  return row.consumedAt ? { ...payload, consumed: Math.floor(row.consumedAt.getTime() / 1000) } : payload;
+  const payload = JSON.parse(row.payload) as OidcPayload;
+  if (!row.consumedAt || row.consumedAt.getTime() + consumedGraceMs > now) return payload;
+  return { ...payload, consumed: Math.floor(row.consumedAt.getTime() / 1000) };
 }
 
 const rowFields = { payload: true, expiresAt: true, consumedAt: true } as const;
 
-export async function findOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<OidcPayload | undefined> {
-  return live(await prisma.oidcRecord.findUnique({ where: { model_id: { model, id } }, select: rowFields }));
+/**
+ * Finds a live row. `consumedGraceMs` > 0 lets a consumed row read as
+ * unconsumed for that long after its consumption (REFRESH_REUSE_GRACE).
+ */
+export async function findOidcRecord(
+  prisma: PrismaClient,
+  model: string,
+  id: string,
+  consumedGraceMs = 0,
+): Promise<OidcPayload | undefined> {
+  return live(await prisma.oidcRecord.findUnique({ where: { model_id: { model, id } }, select: rowFields }), consumedGraceMs);
 }
 
 export async function findOidcRecordByUid(prisma: PrismaClient, model: string, uid: string): Promise<OidcPayload | undefined> {
@@ -67,9 +81,13 @@ export async function findOidcRecordByUserCode(
   return live(await prisma.oidcRecord.findFirst({ where: { model, userCode }, select: rowFields, orderBy: { createdAt: "desc" } }));
 }
 
-/** Marks a row consumed (codes, refresh tokens) without rewriting its payload. */
+/**
+ * Marks a row consumed (codes, refresh tokens) without rewriting its payload.
+ * The first consumption wins: a retry within the reuse grace period must not
+ * push the grace window further out.
+ */
 export async function consumeOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<void> {
-  await prisma.oidcRecord.updateMany({ where: { model, id }, data: { consumedAt: new Date() } });
+  await prisma.oidcRecord.updateMany({ where: { model, id, consumedAt: null }, data: { consumedAt: new Date() } });
 }
 
 export async function deleteOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<void> {

@@ -22,15 +22,18 @@ class PrismaOidcAdapter implements Adapter {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly model: string,
+    /** For RefreshToken: how long a rotated-out token still reads as unconsumed. */
+    private readonly consumedGraceMs = 0,
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    const expiresAt = typeof expiresIn === "number" && expiresIn > 0 ? new Date(Date.now() + expiresIn * 1000) : null;
+    // No expiresIn means "no expiry"; a lifetime of 0 or less is already over.
+    const expiresAt = typeof expiresIn === "number" ? new Date(Date.now() + expiresIn * 1000) : null;
     await upsertOidcRecord(this.prisma, { model: this.model, id, payload: payload as Record<string, unknown>, expiresAt });
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return (await findOidcRecord(this.prisma, this.model, id)) as AdapterPayload | undefined;
+    return (await findOidcRecord(this.prisma, this.model, id, this.consumedGraceMs)) as AdapterPayload | undefined;
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -84,7 +87,16 @@ class ClientAdapter implements Adapter {
   async revokeByGrantId(): Promise<void> {}
 }
 
-/** The `adapter` factory handed to oidc-provider's configuration. */
-export function createAdapterFactory(prisma: PrismaClient, clients: ClientStore): (model: string) => Adapter {
-  return (model) => (model === "Client" ? new ClientAdapter(clients) : new PrismaOidcAdapter(prisma, model));
+/**
+ * The `adapter` factory handed to oidc-provider's configuration.
+ * `refreshReuseGraceSeconds` (REFRESH_REUSE_GRACE, SPEC section 5): within
+ * that time after a refresh token was rotated out, presenting it again rotates
+ * again instead of counting as reuse, so a client that lost the response to a
+ * refresh can retry without losing its grant.
+ */
+export function createAdapterFactory(prisma: PrismaClient, clients: ClientStore, refreshReuseGraceSeconds = 0): (model: string) => Adapter {
+  return (model) => {
+    if (model === "Client") return new ClientAdapter(clients);
+    return new PrismaOidcAdapter(prisma, model, model === "RefreshToken" ? refreshReuseGraceSeconds * 1000 : 0);
+  };
 }

@@ -16,7 +16,7 @@ export function createClientStore(prisma: PrismaClient, ring: MasterKeyRing): Cl
     async findMetadata(clientId) {
       const row = await findClientById(prisma, clientId);
       if (!row) return undefined;
-      const metadata: Record<string, unknown> = { ...(row.metadata as object), client_id: row.id };
+      const metadata: Record<string, unknown> = { ...(row.metadata as object), client_id: row.id, first_party: row.firstParty };
       if (row.secretEncrypted) metadata.client_secret = await ring.decrypt(row.secretEncrypted);
       return metadata;
     },

@@ -2,8 +2,9 @@
  * The one oidc-provider configuration object (STYLE.md). createProvider() is
  * pure construction from configuration and a key set: when the key set
  * changes, a new provider is built and swapped in (see provider-host.ts).
+ * Protocol features are oidc-provider's own, switched on here (SPEC section 5).
  */
-import Provider, { type Configuration } from "oidc-provider";
+import Provider, { type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { JWK } from "jose";
 import type { Config } from "../config.ts";
 import type { PrismaClient } from "../db/database.ts";
@@ -11,6 +12,7 @@ import { createAdapterFactory } from "./adapter.ts";
 import { claimsByScope, createFindAccount } from "./account.ts";
 import type { ClientStore } from "./client-store.ts";
 import { supportedScopes } from "../services/clients.ts";
+import { renderErrorPage, renderPage } from "../views.ts";
 
 export interface ProviderDeps {
   config: Config;
@@ -21,19 +23,24 @@ export interface ProviderDeps {
   cookieKeys: string[];
 }
 
+function requestIdOf(ctx: KoaContextWithOIDC): string {
+  return String(ctx.res.getHeader("x-request-id") ?? "");
+}
+
 export function createProvider({ config, prisma, clients, keys, cookieKeys }: ProviderDeps): Provider {
   const secure = config.issuer.startsWith("https:");
+  const cookie = { httpOnly: true, sameSite: "lax" as const, secure, signed: true };
   const configuration: Configuration = {
-    adapter: createAdapterFactory(prisma, clients),
+    adapter: createAdapterFactory(prisma, clients, config.refreshReuseGrace),
     findAccount: createFindAccount(prisma),
-    jwks: { keys: keys as Configuration["jwks"] extends { keys: infer K } | undefined ? K : never },
-    cookies: {
-      keys: cookieKeys,
-      long: { httpOnly: true, sameSite: "lax", secure, signed: true },
-      short: { httpOnly: true, sameSite: "lax", secure, signed: true },
-    },
+    jwks: { keys: keys as NonNullable<Configuration["jwks"]>["keys"] },
+    cookies: { keys: cookieKeys, long: cookie, short: cookie },
     claims: { ...claimsByScope } as unknown as Configuration["claims"],
     scopes: [...supportedScopes],
+    // Scope claims (email, name, role) go in the ID token too, not only userinfo.
+    conformIdTokenClaims: false,
+    // A request must name its redirect_uri, even when only one is registered.
+    allowOmittingSingleRegisteredRedirectUri: false,
     clientDefaults: {
       grant_types: ["authorization_code", "refresh_token"],
       response_types: ["code"],
@@ -41,25 +48,57 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
       id_token_signed_response_alg: "ES256",
       introspection_signed_response_alg: "ES256",
     },
+    extraClientMetadata: { properties: ["first_party"] },
     // PKCE (S256, the only method oidc-provider 9 accepts) for every client.
     pkce: { required: () => true },
+    // Refresh tokens only with offline_access (oidc-provider's default rule),
+    // rotated on every use; a rotated-out token presented again revokes the grant.
+    rotateRefreshToken: true,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      userinfo: { enabled: true },
       // RFC 9701: introspection answers as a signed JWT when asked with
       // Accept: application/token-introspection+jwt.
       jwtIntrospection: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      dPoP: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          ctx.type = "html";
+          ctx.body = renderPage("sign-out", { form, host: ctx.host, clientName: ctx.oidc.client?.clientName });
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.type = "html";
+          ctx.body = renderPage("signed-out", { clientName: ctx.oidc.client?.clientName });
+        },
+      },
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // An error page without details of unexpected errors: oidc-provider puts
+    // only OAuth error codes and descriptions in `out`; server errors are
+    // logged through its server_error event (see events.ts).
+    async renderError(ctx, out) {
+      ctx.type = "html";
+      ctx.set("cache-control", "no-store");
+      const message = out.error_description ?? out.error ?? "The request could not be completed.";
+      ctx.body = renderErrorPage("Sign-in error", String(message), requestIdOf(ctx));
+    },
     ttl: {
       AccessToken: config.accessTokenTtl,
       ClientCredentials: config.accessTokenTtl,
       IdToken: config.idTokenTtl,
-      RefreshToken: config.refreshTokenTtl,
+      // Absolute: rotation never extends a refresh token past its first expiry.
+      RefreshToken(ctx) {
+        const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+        return rotated ? rotated.remainingTTL : config.refreshTokenTtl;
+      },
       Session: config.sessionTtl,
-      Grant: config.refreshTokenTtl,
+      Grant: Math.max(config.sessionTtl, config.refreshTokenTtl),
       AuthorizationCode: 60,
       Interaction: 3600,
     },

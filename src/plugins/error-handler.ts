@@ -1,29 +1,65 @@
 /**
- * The one error handler: JSON {error, error_description} with the right 4xx
- * for expected failures; for anything else a 500 whose details stay in the
- * log with the request id.
+ * The one error handler. Expected failures keep their 4xx and a message safe
+ * to show; anything else is a 500 whose details stay in the log with the
+ * request id. Browser pages get an HTML page, everything else JSON
+ * {error, error_description}.
  */
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { AppError } from "../errors.ts";
+import { renderErrorPage } from "../views.ts";
+
+/** Routes whose callers are people with browsers. */
+export function isBrowserRoute(url: string): boolean {
+  return url.startsWith("/interaction/") || url === "/account" || url.startsWith("/account/") || url.startsWith("/account?");
+}
+
+interface Described {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/** oidc-provider's errors carry an OAuth code, a status and `expose`. */
+function describe(error: unknown): Described | undefined {
+  if (error instanceof AppError) return { status: error.status, code: error.code, message: error.message };
+  const e = error as Partial<FastifyError> & { status?: number; expose?: boolean; error?: string; error_description?: string };
+  const status = e.statusCode ?? e.status;
+  if (typeof status !== "number" || status < 400 || status >= 500) return undefined;
+  if (e.error && e.expose !== false) {
+    const message = e.error === "invalid_request" && /interaction session|cookie not found/i.test(e.error_description ?? "")
+      ? "This sign-in page has expired or was opened in another browser. Go back to the application and start again."
+      : (e.error_description ?? e.error);
+    return { status, code: e.error, message };
+  }
+  const code = status === 413 ? "payload_too_large" : status === 415 ? "unsupported_media_type" : status === 404 ? "not_found" : "invalid_request";
+  return { status, code, message: e.message ?? code };
+}
+
+const titles: Record<number, string> = { 400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 413: "Too large", 429: "Too many requests" };
+
+function send(request: FastifyRequest, reply: FastifyReply, { status, code, message }: Described) {
+  reply.code(status);
+  if (isBrowserRoute(request.url)) {
+    return reply
+      .type("text/html")
+      .header("cache-control", "no-store")
+      .send(renderErrorPage(titles[status] ?? (status >= 500 ? "Something went wrong" : "Error"), message, request.id));
+  }
+  return reply.send({ error: code, error_description: message });
+}
 
 async function errorHandler(app: FastifyInstance): Promise<void> {
-  app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
-    if (error instanceof AppError) {
-      return reply.code(error.status).send({ error: error.code, error_description: error.message });
-    }
-    const status = (error as FastifyError).statusCode;
-    if (typeof status === "number" && status >= 400 && status < 500) {
-      const code = status === 413 ? "payload_too_large" : status === 415 ? "unsupported_media_type" : "invalid_request";
-      return reply.code(status).send({ error: code, error_description: error.message });
-    }
+  app.setErrorHandler((error, request, reply) => {
+    const described = describe(error);
+    if (described) return send(request, reply, described);
     request.log.error({ err: error }, "unhandled error");
-    return reply.code(500).send({ error: "server_error", error_description: `internal error (request id ${request.id})` });
+    return send(request, reply, { status: 500, code: "server_error", message: `Internal error (request id ${request.id}).` });
   });
 
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: "not_found", error_description: `no route for ${request.method} ${request.url.split("?")[0]}` });
-  });
+  app.setNotFoundHandler((request, reply) =>
+    send(request, reply, { status: 404, code: "not_found", message: `No route for ${request.method} ${request.url.split("?")[0]}` }),
+  );
 }
 
 export const errorHandlerPlugin = fp(errorHandler, { name: "error-handler" });

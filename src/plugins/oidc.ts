@@ -4,17 +4,60 @@
  * routing, and everything else is handed to the provider (mounting it as
  * middleware at "/" would swallow every route, oidc-provider issue #728).
  */
-import type { FastifyInstance } from "fastify";
-import type { ProviderHost } from "../oidc/provider-host.ts";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import rateLimit from "@fastify/rate-limit";
+import type { AppContext } from "../context.ts";
 
-export async function oidcPlugin(app: FastifyInstance, { host }: { host: ProviderHost }): Promise<void> {
+/**
+ * Headers for the provider's responses, set before it writes them. Its HTML
+ * pages (logout, errors) are ours and use no script; oidc-provider adds the
+ * hash of its own inline form_post script to script-src itself.
+ */
+const providerHeaders: Record<string, string> = {
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+  "referrer-policy": "no-referrer",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+};
+
+/** The client_id of an HTTP Basic client authentication, if any (for per-client limits). */
+function basicClientId(authorization: string | undefined): string | undefined {
+  if (!authorization?.startsWith("Basic ")) return undefined;
+  const decoded = Buffer.from(authorization.slice(6), "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  try {
+    return colon > 0 ? decodeURIComponent(decoded.slice(0, colon)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, redis }: AppContext): Promise<void> {
   // oidc-provider reads request bodies itself: leave the stream untouched.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
-  app.all("/*", (request, reply) => {
+  const handle = (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack();
-    reply.raw.setHeader("x-request-id", request.id);
-    host.callback(request.raw, reply.raw);
+    const res = reply.raw;
+    res.setHeader("x-request-id", request.id);
+    for (const [name, value] of Object.entries(providerHeaders)) res.setHeader(name, value);
+    res.on("finish", () => metrics.requests.inc({ method: request.method, route: "oidc", status: String(res.statusCode) }));
+    host.callback(request.raw, res);
+  };
+
+  // Per-IP and per-client limits on the endpoints that authenticate clients
+  // or answer about tokens (SPEC section 10); shared through Redis if set.
+  await app.register(rateLimit, { global: false, ...(redis ? { redis, nameSpace: "gatehouse:token-rl:" } : {}) });
+  const perIp = app.rateLimit({ max: config.tokenRateLimitPerIp, timeWindow: 60_000, keyGenerator: (r) => `ip:${r.ip}` });
+  const perClient = app.rateLimit({
+    max: config.tokenRateLimitPerClient,
+    timeWindow: 60_000,
+    keyGenerator: (r) => `client:${basicClientId(r.headers.authorization) ?? `ip:${r.ip}`}`,
   });
+  for (const url of ["/token", "/token/introspection", "/token/revocation"]) {
+    app.route({ method: "POST", url, onRequest: [perIp, perClient], handler: handle });
+  }
+
+  app.all("/*", handle);
 }

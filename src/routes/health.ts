@@ -1,9 +1,8 @@
 /** Liveness and readiness probes (SPEC section 11). */
 import type { FastifyInstance } from "fastify";
-import type { Database } from "../db/database.ts";
-import type { ProviderHost } from "../oidc/provider-host.ts";
+import type { AppContext } from "../context.ts";
 
-export async function healthRoutes(app: FastifyInstance, { db, host }: { db: Database; host: ProviderHost }): Promise<void> {
+export async function healthRoutes(app: FastifyInstance, { db, host }: Pick<AppContext, "db" | "host">): Promise<void> {
   app.get("/healthz", async () => ({ status: "ok" }));
 
   app.get("/readyz", async (request, reply) => {

@@ -123,7 +123,7 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
       const first = tokenPayload("DeviceCode", { uid: newId("uid"), userCode: "ABCD-EFGH", deviceInfo: { ua: "old" } });
       await adapter.upsert(id, first, 600);
       const second = { kind: "DeviceCode", grantId: newId("grant"), accountId: newId("account"), error: "access_denied" };
-      await adapter.upsert(id, second, 0);
+      await adapter.upsert(id, second, undefined as unknown as number);
 
       t.strictSame(await adapter.find(id), second, "no key of the first payload survives");
       t.equal(await f.count({ model: "DeviceCode", id }), 1, "still one row");
@@ -136,6 +136,17 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
       t.equal(row?.expiresAt, null, "the new expiresIn (none) replaces the old expiry");
       t.equal(await adapter.findByUserCode("ABCD-EFGH"), undefined, "the old user code no longer finds it");
       t.equal(await adapter.findByUid(first.uid as string), undefined, "the old uid no longer finds it");
+    });
+
+    t.test("a payload holding a NUL character round-trips", async (t) => {
+      // Interaction params are the authorization request's query, as the client sent it.
+      const payload = { kind: "Interaction", uid: newId("uid"), params: { client_id: "app", state: "a\u0000b" } };
+      const saved = await f.adapter("Interaction").upsert(payload.uid, payload, 600).then(
+        () => "saved",
+        (error: Error) => error.message,
+      );
+      t.equal(saved, "saved", "the upsert succeeds");
+      t.strictSame(await f.adapter("Interaction").find(payload.uid), payload, "find returns the payload");
     });
 
     t.test("concurrent upserts of one id leave one row holding one of the payloads", async (t) => {
@@ -402,11 +413,18 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     });
 
     t.test("a row upserted without expiresIn never expires", async (t) => {
-      for (const expiresIn of [undefined, 0]) {
-        const payload = { kind: "Grant", jti: newId(), accountId: "a", clientId: "c" };
-        await f.adapter("Grant").upsert(payload.jti, payload, expiresIn);
-        t.equal((await f.row("Grant", payload.jti))?.expiresAt, null, `expiresIn ${expiresIn}: no expiry`);
-        t.strictSame(await f.adapter("Grant").find(payload.jti), payload, `expiresIn ${expiresIn}: found`);
+      const payload = { kind: "Grant", jti: newId(), accountId: "a", clientId: "c" };
+      await f.adapter("Grant").upsert(payload.jti, payload, undefined as unknown as number);
+      t.equal((await f.row("Grant", payload.jti))?.expiresAt, null, "no expiry");
+      t.strictSame(await f.adapter("Grant").find(payload.jti), payload, "found");
+    });
+
+    t.test("a lifetime of zero or less is already over, as in oidc-provider's memory adapter", async (t) => {
+      for (const expiresIn of [0, -5]) {
+        const payload = { kind: "ReplayDetection", jti: newId() };
+        await f.adapter("ReplayDetection").upsert(payload.jti, payload, expiresIn);
+        t.ok((await f.row("ReplayDetection", payload.jti))?.expiresAt, `expiresIn ${expiresIn}: an expiry is stored, so the row is swept`);
+        t.equal(await f.adapter("ReplayDetection").find(payload.jti), undefined, `expiresIn ${expiresIn}: not found`);
       }
     });
   });

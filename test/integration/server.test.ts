@@ -83,11 +83,11 @@ for (const provider of providers(t)) {
       const wrong = await oidc.discovery(new URL(server.url), client_id, "not-the-secret", undefined, {
         execute: [oidc.allowInsecureRequests],
       });
-      await t.rejects(oidc.clientCredentialsGrant(wrong, { scope: "admin:read" }), { error: "invalid_client" });
+      await t.rejects(oidc.clientCredentialsGrant(wrong, { scope: "admin:read" }), { error: "invalid_client" } as object as Error);
     });
 
     await t.test("a scope the client was not allowed is refused", async (t) => {
-      await t.rejects(oidc.clientCredentialsGrant(config, { scope: "admin:write" }), { error: "invalid_scope" });
+      await t.rejects(oidc.clientCredentialsGrant(config, { scope: "admin:write" }), { error: "invalid_scope" } as object as Error);
     });
 
     await t.test("a revoked token introspects as inactive", async (t) => {

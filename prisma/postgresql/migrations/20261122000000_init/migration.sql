@@ -5,7 +5,7 @@ CREATE SCHEMA IF NOT EXISTS "public";
 CREATE TABLE "OidcRecord" (
     "model" TEXT NOT NULL,
     "id" TEXT NOT NULL,
-    "payload" JSONB NOT NULL,
+    "payload" TEXT NOT NULL,
     "grantId" TEXT,
     "uid" TEXT,
     "userCode" TEXT,
@@ -59,6 +59,25 @@ CREATE TABLE "SigningKey" (
     CONSTRAINT "SigningKey_pkey" PRIMARY KEY ("kid")
 );
 
+-- CreateTable
+CREATE TABLE "AuditEvent" (
+    "seq" SERIAL NOT NULL,
+    "id" TEXT NOT NULL,
+    "createdAt" TIMESTAMP(3) NOT NULL,
+    "type" TEXT NOT NULL,
+    "actorType" TEXT NOT NULL,
+    "actorId" TEXT,
+    "userId" TEXT,
+    "clientId" TEXT,
+    "ip" TEXT,
+    "userAgent" TEXT,
+    "data" TEXT NOT NULL,
+    "prevHash" TEXT NOT NULL,
+    "hash" TEXT NOT NULL,
+
+    CONSTRAINT "AuditEvent_pkey" PRIMARY KEY ("seq")
+);
+
 -- CreateIndex
 CREATE INDEX "OidcRecord_grantId_idx" ON "OidcRecord"("grantId");
 
@@ -82,4 +101,13 @@ CREATE UNIQUE INDEX "User_email_key" ON "User"("email");
 
 -- CreateIndex
 CREATE INDEX "SigningKey_state_idx" ON "SigningKey"("state");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "AuditEvent_id_key" ON "AuditEvent"("id");
+
+-- CreateIndex
+CREATE INDEX "AuditEvent_userId_seq_idx" ON "AuditEvent"("userId", "seq");
+
+-- CreateIndex
+CREATE INDEX "AuditEvent_type_seq_idx" ON "AuditEvent"("type", "seq");
 

@@ -2,7 +2,7 @@
 CREATE TABLE "OidcRecord" (
     "model" TEXT NOT NULL,
     "id" TEXT NOT NULL,
-    "payload" JSONB NOT NULL,
+    "payload" TEXT NOT NULL,
     "grantId" TEXT,
     "uid" TEXT,
     "userCode" TEXT,
@@ -50,6 +50,23 @@ CREATE TABLE "SigningKey" (
     "retiredAt" DATETIME
 );
 
+-- CreateTable
+CREATE TABLE "AuditEvent" (
+    "seq" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    "id" TEXT NOT NULL,
+    "createdAt" DATETIME NOT NULL,
+    "type" TEXT NOT NULL,
+    "actorType" TEXT NOT NULL,
+    "actorId" TEXT,
+    "userId" TEXT,
+    "clientId" TEXT,
+    "ip" TEXT,
+    "userAgent" TEXT,
+    "data" TEXT NOT NULL,
+    "prevHash" TEXT NOT NULL,
+    "hash" TEXT NOT NULL
+);
+
 -- CreateIndex
 CREATE INDEX "OidcRecord_grantId_idx" ON "OidcRecord"("grantId");
 
@@ -73,4 +90,13 @@ CREATE UNIQUE INDEX "User_email_key" ON "User"("email");
 
 -- CreateIndex
 CREATE INDEX "SigningKey_state_idx" ON "SigningKey"("state");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "AuditEvent_id_key" ON "AuditEvent"("id");
+
+-- CreateIndex
+CREATE INDEX "AuditEvent_userId_seq_idx" ON "AuditEvent"("userId", "seq");
+
+-- CreateIndex
+CREATE INDEX "AuditEvent_type_seq_idx" ON "AuditEvent"("type", "seq");
 

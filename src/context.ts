@@ -1,0 +1,21 @@
+/** What route modules are given: the app's dependencies, built once in app.ts. */
+import type { Config } from "./config.ts";
+import type { Database } from "./db/database.ts";
+import type { MasterKeyRing } from "./crypto/master-keys.ts";
+import type { ProviderHost } from "./oidc/provider-host.ts";
+import type { Csrf } from "./auth/csrf.ts";
+import type { SignInLimiter } from "./auth/sign-in-limiter.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Redis } from "ioredis";
+
+export interface AppContext {
+  config: Config;
+  db: Database;
+  ring: MasterKeyRing;
+  host: ProviderHost;
+  csrf: Csrf;
+  limiter: SignInLimiter;
+  metrics: Metrics;
+  /** Shared counters between instances, when REDIS_URL is set. */
+  redis: Redis | undefined;
+}

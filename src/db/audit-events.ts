@@ -1,0 +1,63 @@
+/** Queries on AuditEvent, the hash-chained audit log. */
+import type { DatabaseProvider, PrismaClient, Tx } from "./database.ts";
+
+export interface AuditRow {
+  seq: number;
+  id: string;
+  createdAt: Date;
+  type: string;
+  actorType: string;
+  actorId: string | null;
+  userId: string | null;
+  clientId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  /** JSON text. */
+  data: string;
+  prevHash: string;
+  hash: string;
+}
+
+/**
+ * Serialises writers of the chain until the transaction ends: PostgreSQL takes
+ * an advisory lock; SQLite already runs one writer at a time.
+ */
+export async function lockAuditChain(tx: Tx, provider: DatabaseProvider): Promise<void> {
+  if (provider === "postgresql") await tx.$executeRawUnsafe("SELECT pg_advisory_xact_lock(7246118343)");
+}
+
+export async function findLastAuditHash(tx: Tx): Promise<string | undefined> {
+  const last = await tx.auditEvent.findFirst({ orderBy: { seq: "desc" }, select: { hash: true } });
+  return last?.hash;
+}
+
+export async function insertAuditEvent(tx: Tx, row: Omit<AuditRow, "seq">): Promise<void> {
+  await tx.auditEvent.create({ data: row });
+}
+
+/** Events newest first, `limit` at most, before sequence number `beforeSeq`. */
+export async function listAuditEvents(
+  prisma: PrismaClient,
+  filter: { userId?: string; type?: string; beforeSeq?: number; limit: number },
+): Promise<AuditRow[]> {
+  return prisma.auditEvent.findMany({
+    where: {
+      ...(filter.userId && { userId: filter.userId }),
+      ...(filter.type && { type: filter.type }),
+      ...(filter.beforeSeq !== undefined && { seq: { lt: filter.beforeSeq } }),
+    },
+    orderBy: { seq: "desc" },
+    take: filter.limit,
+  });
+}
+
+/** Every event oldest first, in pages (for verification of the chain). */
+export async function* walkAuditEvents(prisma: PrismaClient, pageSize = 500): AsyncGenerator<AuditRow> {
+  let after = 0;
+  for (;;) {
+    const page = await prisma.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: "asc" }, take: pageSize });
+    for (const row of page) yield row;
+    if (page.length < pageSize) return;
+    after = page[page.length - 1]!.seq;
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Prometheus metrics (SPEC section 11): requests by route and status, their
+ * durations, sign-ins by outcome, tokens issued by grant type, and refresh
+ * token reuse. One registry per app, so tests can build several apps.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface Metrics {
+  registry: Registry;
+  requests: Counter<"method" | "route" | "status">;
+  requestDuration: Histogram<"method" | "route">;
+  signIns: Counter<"method" | "outcome">;
+  tokensIssued: Counter<"grant_type">;
+  refreshTokenReuse: Counter;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "gatehouse_process_" });
+  return {
+    registry,
+    requests: new Counter({
+      name: "gatehouse_http_requests_total",
+      help: "HTTP requests by route and status",
+      labelNames: ["method", "route", "status"],
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: "gatehouse_http_request_duration_seconds",
+      help: "HTTP request durations by route",
+      labelNames: ["method", "route"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    signIns: new Counter({
+      name: "gatehouse_sign_ins_total",
+      help: "Sign-in attempts by method and outcome",
+      labelNames: ["method", "outcome"],
+      registers: [registry],
+    }),
+    tokensIssued: new Counter({
+      name: "gatehouse_tokens_issued_total",
+      help: "Token endpoint successes by grant type",
+      labelNames: ["grant_type"],
+      registers: [registry],
+    }),
+    refreshTokenReuse: new Counter({
+      name: "gatehouse_refresh_token_reuse_total",
+      help: "Rotated-out refresh tokens presented again (each revoked its grant)",
+      registers: [registry],
+    }),
+  };
+}

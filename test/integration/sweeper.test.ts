@@ -1,0 +1,108 @@
+/**
+ * The scheduled sweep of expired oidc-provider rows (src/jobs/sweeper.ts),
+ * against every database provider. Which rows a sweep deletes is covered by
+ * adapter.test.ts; this covers the schedule, the return value and the logging.
+ */
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import t, { type Test } from "tap";
+import type { FastifyBaseLogger } from "fastify";
+import { startSweeper } from "../../src/jobs/sweeper.ts";
+import { createAdapterFactory } from "../../src/oidc/adapter.ts";
+import { createClientStore } from "../../src/oidc/client-store.ts";
+import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
+import type { Database, DatabaseProvider } from "../../src/db/database.ts";
+import { createTestDatabase, providers } from "../helpers/databases.ts";
+
+interface LogLine {
+  level: "info" | "error";
+  fields: Record<string, unknown>;
+  message: string;
+}
+
+/** A logger that records what the sweeper says. */
+function recordingLogger(): { log: FastifyBaseLogger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const record = (level: LogLine["level"]) => (fields: Record<string, unknown>, message: string) => {
+    lines.push({ level, fields, message });
+  };
+  const log = { info: record("info"), error: record("error") } as unknown as FastifyBaseLogger;
+  return { log, lines };
+}
+
+/** Adds `count` AccessToken rows whose expiry has already passed. */
+async function addExpiredTokens(db: Database, count: number): Promise<string[]> {
+  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, createMasterKeyRing([randomBytes(32)])))("AccessToken");
+  const ids = Array.from({ length: count }, () => randomBytes(9).toString("base64url"));
+  for (const id of ids) {
+    await adapter.upsert(id, { kind: "AccessToken", jti: id, grantId: "g", accountId: "a", clientId: "c" }, 60);
+  }
+  await db.prisma.oidcRecord.updateMany({ where: { id: { in: ids } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+  return ids;
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return true;
+    await sleep(20);
+  }
+  return condition();
+}
+
+function sweeperSuite(t: Test, provider: DatabaseProvider): void {
+  let db: Database;
+  t.before(async () => {
+    db = await (await createTestDatabase(t, provider)).open();
+  });
+
+  t.test("sweep deletes the expired rows, returns their count and logs it", async (t) => {
+    const { log, lines } = recordingLogger();
+    const sweeper = startSweeper(db, 3600, log);
+    t.teardown(() => sweeper.stop());
+    await addExpiredTokens(db, 3);
+
+    t.equal(await sweeper.sweep(), 3);
+    t.equal(await db.prisma.oidcRecord.count(), 0);
+    t.strictSame(lines, [{ level: "info", fields: { deleted: 3 }, message: "swept expired oidc rows" }]);
+  });
+
+  t.test("a sweep with nothing to delete returns 0 and logs nothing", async (t) => {
+    const { log, lines } = recordingLogger();
+    const sweeper = startSweeper(db, 3600, log);
+    t.teardown(() => sweeper.stop());
+    t.equal(await sweeper.sweep(), 0);
+    t.strictSame(lines, []);
+  });
+
+  t.test("the sweeper runs on its interval until stopped", async (t) => {
+    const { log, lines } = recordingLogger();
+    const sweeper = startSweeper(db, 0.05, log);
+    t.teardown(() => sweeper.stop());
+    const ids = await addExpiredTokens(db, 2);
+    t.ok(await waitFor(async () => (await db.prisma.oidcRecord.count({ where: { id: { in: ids } } })) === 0), "swept without being asked");
+    t.ok(lines.some((l) => l.level === "info" && l.fields.deleted === 2), "the scheduled sweep logged its count");
+
+    sweeper.stop();
+    const later = await addExpiredTokens(db, 1);
+    await sleep(250);
+    t.equal(await db.prisma.oidcRecord.count({ where: { id: { in: later } } }), 1, "no sweep after stop");
+    await db.prisma.oidcRecord.deleteMany({ where: { id: { in: later } } });
+  });
+}
+
+for (const provider of providers(t)) {
+  t.test(provider, async (t) => sweeperSuite(t, provider));
+}
+
+t.test("a failing scheduled sweep is logged, not thrown", async (t) => {
+  const { log, lines } = recordingLogger();
+  const failure = new Error("database is gone");
+  const broken = { prisma: { oidcRecord: { deleteMany: () => Promise.reject(failure) } } } as unknown as Database;
+  const sweeper = startSweeper(broken, 0.02, log);
+  t.teardown(() => sweeper.stop());
+  t.ok(await waitFor(async () => lines.length > 0, 2000), "the failure was logged");
+  t.equal(lines[0]?.level, "error");
+  t.equal(lines[0]?.fields.err, failure);
+  await t.rejects(sweeper.sweep(), failure, "a direct sweep() call reports the failure to its caller");
+});
