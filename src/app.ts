@@ -26,8 +26,15 @@ import { securityPlugin } from "./plugins/security.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { interactionRoutes } from "./interaction/routes.ts";
+import { accountRoutes } from "./account/routes.ts";
 import { startSweeper } from "./jobs/sweeper.ts";
 import { staticDir } from "./views.ts";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+
+// The package's exports do not list its browser bundle: find it next to its entry point.
+const webauthnBrowserBundle = join(dirname(createRequire(import.meta.url).resolve("@simplewebauthn/browser")), "../dist/bundle/index.umd.min.js");
 
 export interface AppDeps {
   config: Config;
@@ -94,8 +101,14 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   await app.register(metricsPlugin, context);
   await app.register(securityPlugin, { https: config.issuer.startsWith("https:") });
   await app.register(fastifyStatic, { root: staticDir, prefix: "/static/", index: false, maxAge: "1h" });
+  // @simplewebauthn/browser's own bundle, served as a static file (no build step).
+  const webauthnBundle = await readFile(webauthnBrowserBundle);
+  app.get("/static/simplewebauthn-browser.js", (_request, reply) => {
+    reply.type("text/javascript; charset=utf-8").header("cache-control", "public, max-age=3600").send(webauthnBundle);
+  });
   await app.register(healthRoutes, context);
   await app.register(interactionRoutes, context);
+  await app.register(accountRoutes, context);
   await app.register(oidcPlugin, context);
 
   const sweeper = startSweeper(db, config.sweepInterval, app.log);

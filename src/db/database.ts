@@ -26,8 +26,14 @@ export function sqlitePath(url: string): string {
   return url.slice("file:".length).replace(/^\/\/(?=\/)/, "").split("?")[0]!;
 }
 
+export interface OpenOptions {
+  /** Called with the SQL of every query (to count queries on hot paths). */
+  onQuery?: (sql: string) => void;
+}
+
 /** Opens a Prisma client for `url` through the matching driver adapter. */
-export async function openDatabase(url: string, provider: DatabaseProvider): Promise<Database> {
+export async function openDatabase(url: string, provider: DatabaseProvider, options: OpenOptions = {}): Promise<Database> {
+  const log = options.onQuery ? ([{ emit: "event", level: "query" }] as const) : undefined;
   let prisma: PrismaClient;
   if (provider === "sqlite") {
     const path = sqlitePath(url);
@@ -35,13 +41,17 @@ export async function openDatabase(url: string, provider: DatabaseProvider): Pro
     const { PrismaBetterSQLite3 } = await import("@prisma/adapter-better-sqlite3");
     const { PrismaClient } = await import("./generated/sqlite/client.ts");
     // timeout: how long a writer waits for SQLite's lock (busy_timeout), in ms.
-    prisma = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: path, timeout: 10_000 }) });
+    prisma = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: path, timeout: 10_000 }), log: log as never });
   } else {
     const { PrismaPg } = await import("@prisma/adapter-pg");
     const { PrismaClient } = await import("./generated/postgresql/client.ts");
     // Both generated clients have the same models and methods: only the SQL
     // dialect inside differs, so one type serves both.
-    prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 10 }) }) as unknown as PrismaClient;
+    prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 10 }), log: log as never }) as unknown as PrismaClient;
+  }
+  if (options.onQuery) {
+    const onQuery = options.onQuery;
+    (prisma.$on as (event: "query", cb: (e: { query: string }) => void) => void)("query", (e) => onQuery(e.query));
   }
   await prisma.$connect();
   return {

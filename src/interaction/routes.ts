@@ -9,10 +9,31 @@ import { renderPage } from "../views.ts";
 import { signInWithPassword } from "../services/sign-in.ts";
 import { scopeDescriptions } from "./scopes.ts";
 import { AppError } from "../errors.ts";
+import { relyingPartyFor } from "../auth/passkeys.ts";
+import { auditPasskeyFailure, finishPasskeyAuthentication, startPasskeyAuthentication } from "../services/passkeys.ts";
 
 type Params = { uid: string };
 type LoginBody = { csrf?: string; email?: string; password?: string };
 type ConsentBody = { csrf?: string; decision?: string };
+type PasskeyBody = { challengeId: string; response: Parameters<typeof finishPasskeyAuthentication>[3]["response"] };
+
+const passkeyBodySchema = {
+  type: "object",
+  required: ["challengeId", "response"],
+  properties: {
+    challengeId: { type: "string", maxLength: 64 },
+    response: {
+      type: "object",
+      required: ["id", "rawId", "response", "type"],
+      properties: {
+        id: { type: "string", maxLength: 1024 },
+        rawId: { type: "string", maxLength: 1024 },
+        type: { const: "public-key" },
+        response: { type: "object" },
+      },
+    },
+  },
+} as const;
 
 const invalidCredentials = "Invalid email or password.";
 
@@ -30,7 +51,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
 
   function renderSignIn(reply: FastifyReply, uid: string, clientName: string | undefined, extra: Record<string, unknown> = {}) {
     return reply.type("text/html").send(
-      renderPage("sign-in", { uid, clientName, csrf: csrf.token(uid), nonce: reply.cspNonce.script, passkeyScript: false, ...extra }),
+      renderPage("sign-in", { uid, clientName, csrf: csrf.token(uid), nonce: reply.cspNonce.script, passkeyScript: true, ...extra }),
     );
   }
 
@@ -84,6 +105,45 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     }
     reply.code(401);
     return renderSignIn(reply, interaction.uid, client.clientName, { email, error: invalidCredentials });
+  });
+
+  const rp = relyingPartyFor(ctx.config.issuer);
+
+  // Usernameless passkey sign-in: options, then the signed assertion (JSON,
+  // with the interaction's CSRF token in a header).
+  app.post<{ Params: Params }>("/interaction/:uid/passkey/options", async (request, reply) => {
+    const { interaction } = await details(request, reply);
+    if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
+    if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
+    return startPasskeyAuthentication(ctx.db, rp, interaction.uid);
+  });
+
+  app.post<{ Params: Params; Body: PasskeyBody }>("/interaction/:uid/passkey", { schema: { body: passkeyBodySchema } }, async (request, reply) => {
+    const { provider, interaction, client } = await details(request, reply);
+    if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
+    if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
+    const where = { ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId };
+    // Passkey failures count against the same per-IP limit as passwords.
+    const limit = await ctx.limiter.check("passkey", request.ip);
+    if (limit.blocked) {
+      reply.code(429).header("retry-after", String(limit.retryAfterSeconds));
+      return { error: "too_many_requests", error_description: "Too many failed attempts. Try again later." };
+    }
+    const result = await finishPasskeyAuthentication(ctx.db, rp, interaction.uid, request.body, where, request.log);
+    if (!result.ok) {
+      await ctx.limiter.recordFailure(result.userId ?? "passkey", request.ip);
+      await auditPasskeyFailure(ctx.db, result.reason, result.userId, where);
+      ctx.metrics.signIns.inc({ method: "passkey", outcome: "failure" });
+      throw new AppError("invalid_request", "This passkey could not be used to sign in.");
+    }
+    ctx.metrics.signIns.inc({ method: "passkey", outcome: "success" });
+    const redirectTo = await provider.interactionResult(
+      request.raw,
+      reply.raw,
+      { login: { accountId: result.user.id, amr: result.userVerified ? ["pop", "user"] : ["pop"] } },
+      { mergeWithLastSubmission: false },
+    );
+    return { redirectTo };
   });
 
   app.post<{ Params: Params; Body: ConsentBody }>("/interaction/:uid/consent", async (request, reply) => {

@@ -13,6 +13,7 @@ import { claimsByScope, createFindAccount } from "./account.ts";
 import type { ClientStore } from "./client-store.ts";
 import { supportedScopes } from "../services/clients.ts";
 import { renderErrorPage, renderPage } from "../views.ts";
+import { accountClient } from "./account-client.ts";
 
 export interface ProviderDeps {
   config: Config;
@@ -32,6 +33,9 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
   const cookie = { httpOnly: true, sameSite: "lax" as const, secure, signed: true };
   const configuration: Configuration = {
     adapter: createAdapterFactory(prisma, clients, config.refreshReuseGrace),
+    clients: [accountClient(config.issuer)],
+    // The authorization code flow; "none" only for the account page's own client.
+    responseTypes: ["code", "none"],
     findAccount: createFindAccount(prisma),
     jwks: { keys: keys as NonNullable<Configuration["jwks"]>["keys"] },
     cookies: { keys: cookieKeys, long: cookie, short: cookie },

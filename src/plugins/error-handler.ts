@@ -36,11 +36,16 @@ function describe(error: unknown): Described | undefined {
   return { status, code, message: e.message ?? code };
 }
 
-const titles: Record<number, string> = { 400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 413: "Too large", 429: "Too many requests" };
+const titles: Record<number, string> = { 400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Too large", 429: "Too many requests" };
+
+/** JSON endpoints under browser paths (passkey ceremonies) answer JSON. */
+function wantsHtml(request: FastifyRequest): boolean {
+  return isBrowserRoute(request.url) && !(request.headers["content-type"] ?? "").includes("application/json");
+}
 
 function send(request: FastifyRequest, reply: FastifyReply, { status, code, message }: Described) {
   reply.code(status);
-  if (isBrowserRoute(request.url)) {
+  if (wantsHtml(request)) {
     return reply
       .type("text/html")
       .header("cache-control", "no-store")

@@ -10,13 +10,13 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { Test } from "tap";
 import { migrateDatabase } from "../../src/db/migrate.ts";
-import { openDatabase, type Database, type DatabaseProvider } from "../../src/db/database.ts";
+import { openDatabase, type Database, type DatabaseProvider, type OpenOptions } from "../../src/db/database.ts";
 
 export interface TestDatabase {
   provider: DatabaseProvider;
   url: string;
   /** Opens a Prisma-backed Database on it, closed at teardown. */
-  open(): Promise<Database>;
+  open(options?: OpenOptions): Promise<Database>;
 }
 
 /** Why the PostgreSQL suite cannot run, or undefined when it can. */
@@ -68,8 +68,8 @@ export async function createTestDatabase(t: Test, provider: DatabaseProvider): P
   return {
     provider,
     url,
-    async open() {
-      const db = await openDatabase(url, provider);
+    async open(options) {
+      const db = await openDatabase(url, provider, options);
       opened.push(db);
       return db;
     },

@@ -1,0 +1,22 @@
+/** Queries on oidc-provider Session rows (OidcRecord, model "Session"). */
+import type { Tx } from "./database.ts";
+
+export interface SessionSummary {
+  id: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+}
+
+export async function listSessionsOfAccount(tx: Tx, accountId: string, now = new Date()): Promise<SessionSummary[]> {
+  return tx.oidcRecord.findMany({
+    where: { model: "Session", accountId, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+    select: { id: true, createdAt: true, expiresAt: true },
+    orderBy: { createdAt: "desc" },
+  });
+}
+
+/** Deletes the account's sessions except `keepId`; returns how many. */
+export async function deleteOtherSessions(tx: Tx, accountId: string, keepId: string): Promise<number> {
+  const { count } = await tx.oidcRecord.deleteMany({ where: { model: "Session", accountId, NOT: { id: keepId } } });
+  return count;
+}

@@ -1,0 +1,234 @@
+/**
+ * Passkeys: registration from the account page, usernameless sign-in, and
+ * removal (SPEC sections 9 and 10). Challenges live in the database, are
+ * single-use and expire after 5 minutes, so any instance can finish a
+ * ceremony. A credential, its challenge's deletion and its audit event are
+ * written in one transaction; a refused ceremony writes nothing but its audit.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
+import type { Database } from "../db/database.ts";
+import {
+  countPasskeysOfUser,
+  deletePasskey,
+  findPasskeyByCredentialId,
+  findPasskeyById,
+  insertChallenge,
+  insertPasskey,
+  listPasskeysOfUser,
+  takeChallenge,
+  updatePasskeyCounter,
+  type PasskeyRow,
+} from "../db/passkeys.ts";
+import { findUserById, type UserRow } from "../db/users.ts";
+import {
+  checkAuthentication,
+  checkRegistration,
+  createAuthenticationOptions,
+  createRegistrationOptions,
+  userHandleOf,
+  type RelyingParty,
+} from "../auth/passkeys.ts";
+import { appendAuditEvent, recordAuditEvent, type AuditInput } from "./audit.ts";
+import { AppError } from "../errors.ts";
+
+export const challengeTtlMs = 5 * 60 * 1000;
+
+export interface PasskeyView {
+  id: string;
+  name: string;
+  device_type: string;
+  backed_up: boolean;
+  transports: string[];
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export function toPasskeyView(row: PasskeyRow): PasskeyView {
+  return {
+    id: row.id,
+    name: row.name,
+    device_type: row.deviceType,
+    backed_up: row.backedUp,
+    transports: JSON.parse(row.transports) as string[],
+    created_at: row.createdAt.toISOString(),
+    last_used_at: row.lastUsedAt?.toISOString() ?? null,
+  };
+}
+
+export async function listPasskeys(db: Database, userId: string): Promise<PasskeyView[]> {
+  return (await listPasskeysOfUser(db.prisma, userId)).map(toPasskeyView);
+}
+
+type Context = Pick<AuditInput, "ip" | "userAgent">;
+
+/** Starts a registration for a signed-in user. */
+export async function startPasskeyRegistration(db: Database, rp: RelyingParty, user: UserRow) {
+  const existing = await listPasskeysOfUser(db.prisma, user.id);
+  const options = await createRegistrationOptions(
+    rp,
+    user,
+    existing.map((p) => ({ ...p, transports: JSON.parse(p.transports) as string[] })),
+  );
+  const challengeId = randomBytes(16).toString("base64url");
+  await insertChallenge(db.prisma, {
+    id: challengeId,
+    challenge: options.challenge,
+    purpose: "registration",
+    userId: user.id,
+    interactionUid: null,
+    expiresAt: new Date(Date.now() + challengeTtlMs),
+  });
+  return { challengeId, options };
+}
+
+/** Verifies and stores a new passkey; refuses a replayed, expired or foreign challenge. */
+export async function finishPasskeyRegistration(
+  db: Database,
+  rp: RelyingParty,
+  user: UserRow,
+  input: { challengeId: string; response: RegistrationResponseJSON; name?: string },
+  context: Context,
+): Promise<PasskeyView> {
+  return db.prisma.$transaction(async (tx) => {
+    const challenge = await takeChallenge(tx, input.challengeId);
+    if (!challenge || challenge.purpose !== "registration" || challenge.userId !== user.id) {
+      throw new AppError("invalid_request", "The passkey request has expired or was already used. Try again.");
+    }
+    let verified;
+    try {
+      verified = await checkRegistration(rp, input.response, challenge.challenge);
+    } catch (error) {
+      throw new AppError("invalid_request", `The passkey could not be verified: ${(error as Error).message}`);
+    }
+    if (await findPasskeyByCredentialId(db.prisma, verified.credentialId)) {
+      throw new AppError("conflict", "This passkey is already registered.");
+    }
+    const count = await countPasskeysOfUser(tx, user.id);
+    const name = input.name?.trim().slice(0, 100) || `Passkey ${count + 1}`;
+    const row = await insertPasskey(tx, {
+      id: randomUUID(),
+      userId: user.id,
+      credentialId: verified.credentialId,
+      publicKey: verified.publicKey,
+      counter: verified.counter,
+      deviceType: verified.deviceType,
+      backedUp: verified.backedUp,
+      transports: JSON.stringify(verified.transports),
+      name,
+    });
+    await appendAuditEvent(tx, db.provider, {
+      type: "passkey.added",
+      actorType: "user",
+      actorId: user.id,
+      userId: user.id,
+      ...context,
+      data: { passkey_id: row.id, name, device_type: row.deviceType, backed_up: row.backedUp },
+    });
+    return toPasskeyView(row);
+  });
+}
+
+/** Starts a usernameless sign-in for an interaction. */
+export async function startPasskeyAuthentication(db: Database, rp: RelyingParty, interactionUid: string) {
+  const options = await createAuthenticationOptions(rp);
+  const challengeId = randomBytes(16).toString("base64url");
+  await insertChallenge(db.prisma, {
+    id: challengeId,
+    challenge: options.challenge,
+    purpose: "authentication",
+    userId: null,
+    interactionUid,
+    expiresAt: new Date(Date.now() + challengeTtlMs),
+  });
+  return { challengeId, options };
+}
+
+export type PasskeySignIn = { ok: true; user: UserRow; userVerified: boolean } | { ok: false; reason: string; userId?: string };
+
+/**
+ * Verifies a passkey assertion for an interaction. The challenge is consumed
+ * whatever the outcome; the counter must grow (a clone is refused and logged).
+ */
+export async function finishPasskeyAuthentication(
+  db: Database,
+  rp: RelyingParty,
+  interactionUid: string,
+  input: { challengeId: string; response: AuthenticationResponseJSON },
+  context: Context,
+  log: { warn(obj: object, msg: string): void },
+): Promise<PasskeySignIn> {
+  const challenge = await db.prisma.$transaction((tx) => takeChallenge(tx, input.challengeId));
+  if (!challenge || challenge.purpose !== "authentication" || challenge.interactionUid !== interactionUid) {
+    return { ok: false, reason: "challenge_invalid" };
+  }
+  const credentialId = typeof input.response?.rawId === "string" ? Buffer.from(input.response.rawId, "base64url") : undefined;
+  const passkey = credentialId?.length ? await findPasskeyByCredentialId(db.prisma, new Uint8Array(credentialId)) : null;
+  if (!passkey) return { ok: false, reason: "unknown_credential" };
+  // The user handle, when sent, must name the passkey's owner.
+  const handle = input.response.response?.userHandle;
+  if (handle && Buffer.from(handle, "base64url").toString("utf8") !== passkey.userId) {
+    return { ok: false, reason: "user_handle_mismatch", userId: passkey.userId };
+  }
+  let result;
+  try {
+    result = await checkAuthentication(rp, input.response, challenge.challenge, {
+      ...passkey,
+      transports: JSON.parse(passkey.transports) as string[],
+    });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/counter/i.test(message)) {
+      log.warn({ passkeyId: passkey.id, userId: passkey.userId, storedCounter: String(passkey.counter) }, "passkey counter went backwards: possible cloned authenticator, refused");
+      return { ok: false, reason: "counter_not_increased", userId: passkey.userId };
+    }
+    return { ok: false, reason: "verification_failed", userId: passkey.userId };
+  }
+  const user = await findUserById(db.prisma, passkey.userId);
+  if (!user || user.disabled) return { ok: false, reason: user ? "disabled" : "unknown_user", userId: passkey.userId };
+  const stored = await db.prisma.$transaction(async (tx) => {
+    if (!(await updatePasskeyCounter(tx, passkey.id, passkey.counter, result.newCounter))) return false;
+    await appendAuditEvent(tx, db.provider, {
+      type: "sign_in.succeeded",
+      actorType: "user",
+      actorId: user.id,
+      userId: user.id,
+      ...context,
+      data: { method: "passkey", passkey_id: passkey.id },
+    });
+    return true;
+  });
+  if (!stored) return { ok: false, reason: "counter_not_increased", userId: user.id };
+  return { ok: true, user, userVerified: result.userVerified };
+}
+
+/** Removes a passkey of `userId`; refuses to remove the last way to sign in. */
+export async function removePasskey(
+  db: Database,
+  userId: string,
+  passkeyId: string,
+  actor: Pick<AuditInput, "actorType" | "actorId"> & Context,
+): Promise<void> {
+  await db.prisma.$transaction(async (tx) => {
+    const passkey = await findPasskeyById(db.prisma, passkeyId);
+    if (!passkey || passkey.userId !== userId) throw new AppError("not_found", "No such passkey.");
+    const user = await tx.user.findUnique({ where: { id: userId }, select: { passwordHash: true } });
+    if (!user?.passwordHash && (await countPasskeysOfUser(tx, userId)) <= 1) {
+      throw new AppError("conflict", "This is your only way to sign in: set a password or add another passkey first.");
+    }
+    await deletePasskey(tx, passkeyId);
+    await appendAuditEvent(tx, db.provider, {
+      type: "passkey.removed",
+      ...actor,
+      userId,
+      data: { passkey_id: passkeyId, name: passkey.name },
+    });
+  });
+}
+
+/** Audits a refused passkey sign-in (outside any other change). */
+export async function auditPasskeyFailure(db: Database, reason: string, userId: string | undefined, context: Context): Promise<void> {
+  await recordAuditEvent(db, { type: "sign_in.failed", actorType: "user", actorId: userId, userId, ...context, data: { method: "passkey", reason } });
+}
+
+export { userHandleOf };

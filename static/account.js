@@ -1,0 +1,44 @@
+// The account page's "Add a passkey" button: a WebAuthn registration ceremony
+// with @simplewebauthn/browser, verified and stored by the server.
+(function () {
+  "use strict";
+  var button = document.getElementById("add-passkey");
+  var errorBox = document.getElementById("passkey-error");
+  if (!button || !window.SimpleWebAuthnBrowser) return;
+  var webauthn = window.SimpleWebAuthnBrowser;
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-csrf-token": button.dataset.csrf },
+      body: JSON.stringify(body || {}),
+    }).then(function (res) {
+      return res.json().then(function (json) {
+        if (!res.ok) throw new Error(json.error_description || "The passkey could not be added.");
+        return json;
+      });
+    });
+  }
+
+  button.addEventListener("click", function () {
+    errorBox.hidden = true;
+    button.disabled = true;
+    post("/account/passkeys/options")
+      .then(function (start) {
+        return webauthn.startRegistration({ optionsJSON: start.options }).then(function (response) {
+          return post("/account/passkeys", { challengeId: start.challengeId, response: response });
+        });
+      })
+      .then(
+        function () {
+          window.location.assign("/account");
+        },
+        function (error) {
+          errorBox.textContent = error && error.name === "NotAllowedError" ? "The passkey was not created." : error.message;
+          errorBox.hidden = false;
+          button.disabled = false;
+        },
+      );
+  });
+})();
