@@ -4,7 +4,7 @@
  * listen on 127.0.0.1 themselves.
  */
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import fastifyStatic from "@fastify/static";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
@@ -27,6 +27,7 @@ import { metricsPlugin } from "./plugins/metrics.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { interactionRoutes } from "./interaction/routes.ts";
 import { accountRoutes } from "./account/routes.ts";
+import { adminRoutes } from "./admin/routes.ts";
 import { startSweeper } from "./jobs/sweeper.ts";
 import { staticDir } from "./views.ts";
 import { readFile } from "node:fs/promises";
@@ -41,7 +42,7 @@ export interface AppDeps {
   db: Database;
   ring: MasterKeyRing;
   /** Override the logger (tests pass false). */
-  logger?: boolean | NonNullable<Parameters<typeof Fastify>[0]>["logger"];
+  logger?: FastifyServerOptions["logger"];
 }
 
 declare module "fastify" {
@@ -65,6 +66,8 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     // Never take a request id from the client: it would be a log-injection vector.
     requestIdHeader: false,
     return503OnClosing: true,
+    // Unknown properties are refused (additionalProperties: false), never silently dropped.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true } },
   });
 
   const keys = await loadSigningKeys(db, ring);
@@ -109,6 +112,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   await app.register(healthRoutes, context);
   await app.register(interactionRoutes, context);
   await app.register(accountRoutes, context);
+  await app.register(adminRoutes, context);
   await app.register(oidcPlugin, context);
 
   const sweeper = startSweeper(db, config.sweepInterval, app.log);

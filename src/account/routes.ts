@@ -103,7 +103,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
   app.post<{ Params: { id: string }; Body: { csrf?: string } }>("/account/passkeys/:id/remove", async (request, reply) => {
     const { user } = await requireSignedIn(request, reply, request.body?.csrf);
     try {
-      await removePasskey(ctx.db, user.id, request.params.id, { actorType: "user", actorId: user.id, ...where(request) });
+      await removePasskey(ctx.db, request.params.id, user.id, { actorType: "user", actorId: user.id, ...where(request) });
     } catch (error) {
       if (error instanceof AppError && error.code === "conflict") return reply.redirect(`/account?error=${encodeURIComponent(error.message)}`, 303);
       throw error;

@@ -10,7 +10,9 @@ import { loadConfig, type Config } from "../config.ts";
 import { migrateDatabase } from "../db/migrate.ts";
 import { exportPublicJwks, listSigningKeys } from "../oidc/keys.ts";
 import { createClient, listClients } from "../services/clients.ts";
-import { createUser, setUserPassword } from "../services/users.ts";
+import { createUser, setUserPasswordByEmail } from "../services/users.ts";
+import { cliOperator } from "../services/actor.ts";
+import { verifyAuditChain } from "../services/audit.ts";
 
 class UsageError extends Error {}
 
@@ -22,7 +24,8 @@ const usage = `usage: gatehouse <command>
   clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]... [--public]
                  [--grant-types authorization_code,refresh_token,client_credentials]
                  [--scope "openid profile email offline_access"] [--first-party]
-  clients list`;
+  clients list
+  audit verify`;
 
 function parse(args: string[], options: NonNullable<ParseArgsConfig["options"]>) {
   for (const arg of args) {
@@ -87,7 +90,7 @@ async function run(argv: string[]): Promise<void> {
         name: v.name as string | undefined,
         role: v.role as string | undefined,
         password,
-      });
+      }, cliOperator);
       print({ id: user.id, email: user.email });
     });
     return;
@@ -98,7 +101,7 @@ async function run(argv: string[]): Promise<void> {
     if (typeof v.email !== "string" || !v["password-stdin"]) throw new UsageError("users set-password needs --email and --password-stdin");
     const password = await readStdin();
     await withRuntime(config, async ({ db }) => {
-      const user = await setUserPassword(db, config.argon2, v.email as string, password);
+      const user = await setUserPasswordByEmail(db, config.argon2, v.email as string, password, cliOperator);
       print({ id: user.id, email: user.email });
     });
     return;
@@ -125,7 +128,7 @@ async function run(argv: string[]): Promise<void> {
           grantTypes: typeof v["grant-types"] === "string" ? v["grant-types"].split(",").map((g) => g.trim()) : undefined,
           scope: v.scope as string | undefined,
           firstParty: v["first-party"] as boolean | undefined,
-        }),
+        }, cliOperator),
       ),
     );
     return;
@@ -134,6 +137,21 @@ async function run(argv: string[]): Promise<void> {
   if (command === "clients" && sub === "list") {
     parse(rest, {});
     await withRuntime(config, async ({ db }) => print(await listClients(db)));
+    return;
+  }
+
+  if (command === "audit" && sub === "verify") {
+    parse(rest, {});
+    await withRuntime(config, async ({ db }) => {
+      const result = await verifyAuditChain(db);
+      if (result.ok) {
+        print({ ok: true, events: result.events });
+        return;
+      }
+      print({ ok: false, events_checked: result.events, first_bad_event: result.firstBad });
+      process.stderr.write(`gatehouse: audit chain broken at event ${result.firstBad.id} (seq ${result.firstBad.seq}): ${result.firstBad.reason}\n`);
+      process.exitCode = 1;
+    });
     return;
   }
 

@@ -1,5 +1,5 @@
 /** Queries on the Client table (OAuth clients, owned by the CLI and the admin API). */
-import type { PrismaClient } from "./database.ts";
+import type { Tx } from "./database.ts";
 
 export interface ClientRow {
   id: string;
@@ -12,16 +12,33 @@ export interface ClientRow {
 }
 
 export async function insertClient(
-  prisma: PrismaClient,
+  tx: Tx,
   client: Pick<ClientRow, "id" | "name" | "secretEncrypted" | "firstParty"> & { metadata: object },
 ): Promise<ClientRow> {
-  return prisma.client.create({ data: client });
+  return tx.client.create({ data: client });
 }
 
-export async function findClientById(prisma: PrismaClient, id: string): Promise<ClientRow | null> {
-  return prisma.client.findUnique({ where: { id } });
+export async function findClientById(tx: Tx, id: string): Promise<ClientRow | null> {
+  return tx.client.findUnique({ where: { id } });
 }
 
-export async function listClientRows(prisma: PrismaClient): Promise<ClientRow[]> {
-  return prisma.client.findMany({ orderBy: { createdAt: "asc" } });
+/** Clients in creation order (then id), after `after`. */
+export async function listClientRows(tx: Tx, page: { after?: string; limit?: number } = {}): Promise<ClientRow[]> {
+  return tx.client.findMany({
+    where: page.after ? { id: { gt: page.after } } : {},
+    orderBy: { id: "asc" },
+    ...(page.limit && { take: page.limit }),
+  });
+}
+
+export async function updateClientRow(
+  tx: Tx,
+  id: string,
+  data: { name: string; metadata: object; firstParty: boolean },
+): Promise<ClientRow> {
+  return tx.client.update({ where: { id }, data });
+}
+
+export async function deleteClientRow(tx: Tx, id: string): Promise<void> {
+  await tx.client.delete({ where: { id } });
 }

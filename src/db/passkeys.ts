@@ -23,10 +23,6 @@ export async function findPasskeyByCredentialId(prisma: PrismaClient, credential
   return prisma.passkey.findUnique({ where: { credentialId } });
 }
 
-export async function findPasskeyById(prisma: PrismaClient, id: string): Promise<PasskeyRow | null> {
-  return prisma.passkey.findUnique({ where: { id } });
-}
-
 export async function insertPasskey(tx: Tx, row: Omit<PasskeyRow, "createdAt" | "lastUsedAt">): Promise<PasskeyRow> {
   return tx.passkey.create({ data: row });
 }

@@ -1,10 +1,19 @@
 /** Deletes that revoke: sessions and grants with everything issued under them. */
-import type { PrismaClient } from "./database.ts";
-
-type Tx = Pick<PrismaClient, "oidcRecord">;
+import type { Tx } from "./database.ts";
 
 export async function deleteSessionsOfAccount(tx: Tx, accountId: string): Promise<number> {
-  const { count } = await tx.oidcRecord.deleteMany({ where: { model: "Session", accountId } });
+  return deleteSessionsWhere(tx, { accountId });
+}
+
+export async function deleteSessionsWhere(tx: Tx, filter: { id?: string; accountId?: string; issuedBefore?: Date }): Promise<number> {
+  const { count } = await tx.oidcRecord.deleteMany({
+    where: {
+      model: "Session",
+      ...(filter.id && { id: filter.id }),
+      ...(filter.accountId && { accountId: filter.accountId }),
+      ...(filter.issuedBefore && { createdAt: { lt: filter.issuedBefore } }),
+    },
+  });
   return count;
 }
 

@@ -1,6 +1,5 @@
 /** Queries on the User table. Emails are stored lower-cased (see prisma/models.prisma). */
-import type { PrismaClient } from "./database.ts";
-import { isUniqueViolation } from "./errors.ts";
+import type { Tx } from "./database.ts";
 
 export interface UserRow {
   id: string;
@@ -21,24 +20,36 @@ export interface NewUser {
   passwordHash: string | null;
 }
 
-/** Inserts a user; returns undefined when the email is taken. */
-export async function insertUser(prisma: PrismaClient, user: NewUser): Promise<UserRow | undefined> {
-  try {
-    return await prisma.user.create({ data: user });
-  } catch (error) {
-    if (isUniqueViolation(error)) return undefined;
-    throw error;
-  }
+/** Inserts a user; a taken email throws Prisma's P2002 (see isUniqueViolation). */
+export async function insertUser(tx: Tx, user: NewUser): Promise<UserRow> {
+  return tx.user.create({ data: user });
 }
 
-export async function findUserById(prisma: PrismaClient, id: string): Promise<UserRow | null> {
-  return prisma.user.findUnique({ where: { id } });
+export async function findUserById(tx: Tx, id: string): Promise<UserRow | null> {
+  return tx.user.findUnique({ where: { id } });
 }
 
-export async function findUserByEmail(prisma: PrismaClient, email: string): Promise<UserRow | null> {
-  return prisma.user.findUnique({ where: { email: email.toLowerCase() } });
+export async function findUserByEmail(tx: Tx, email: string): Promise<UserRow | null> {
+  return tx.user.findUnique({ where: { email: email.toLowerCase() } });
 }
 
-export async function updateUserPasswordHash(prisma: PrismaClient, id: string, passwordHash: string): Promise<void> {
-  await prisma.user.update({ where: { id }, data: { passwordHash } });
+/** Users ordered by id, after `afterId`, optionally one email. */
+export async function listUserRows(tx: Tx, filter: { email?: string; afterId?: string; limit: number }): Promise<UserRow[]> {
+  return tx.user.findMany({
+    where: { ...(filter.email && { email: filter.email }), ...(filter.afterId && { id: { gt: filter.afterId } }) },
+    orderBy: { id: "asc" },
+    take: filter.limit,
+  });
+}
+
+export async function updateUserRow(
+  tx: Tx,
+  id: string,
+  data: Partial<Pick<UserRow, "name" | "role" | "disabled" | "passwordHash">>,
+): Promise<UserRow> {
+  return tx.user.update({ where: { id }, data });
+}
+
+export async function deleteUserRow(tx: Tx, id: string): Promise<void> {
+  await tx.user.delete({ where: { id } });
 }

@@ -4,7 +4,7 @@
  * changes, a new provider is built and swapped in (see provider-host.ts).
  * Protocol features are oidc-provider's own, switched on here (SPEC section 5).
  */
-import Provider, { type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { JWK } from "jose";
 import type { Config } from "../config.ts";
 import type { PrismaClient } from "../db/database.ts";
@@ -14,6 +14,9 @@ import type { ClientStore } from "./client-store.ts";
 import { supportedScopes } from "../services/clients.ts";
 import { renderErrorPage, renderPage } from "../views.ts";
 import { accountClient } from "./account-client.ts";
+import { adminResourceFor } from "../admin/auth.ts";
+
+const adminScopes = ["admin:read", "admin:revoke", "admin:write"];
 
 export interface ProviderDeps {
   config: Config;
@@ -69,6 +72,27 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
       jwtIntrospection: { enabled: true },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
       dPoP: { enabled: true },
+      // The admin API is a resource server: tokens for the admin:* scopes are
+      // issued for it (audience ISSUER/admin/v1) without a resource parameter.
+      // Opaque, so that deleting the row revokes them at once.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource(ctx) {
+          const requested = String(ctx.oidc.params?.scope ?? "").split(" ");
+          return requested.some((s) => adminScopes.includes(s)) ? adminResourceFor(config.issuer) : undefined;
+        },
+        useGrantedResource: () => true,
+        getResourceServerInfo(_ctx, resourceIndicator, client) {
+          if (resourceIndicator !== adminResourceFor(config.issuer)) throw new errors.InvalidTarget();
+          const allowed = new Set((client.scope ?? "").split(" "));
+          return {
+            scope: adminScopes.filter((s) => allowed.has(s)).join(" "),
+            audience: resourceIndicator,
+            accessTokenTTL: config.accessTokenTtl,
+            accessTokenFormat: "opaque",
+          };
+        },
+      },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

@@ -4,9 +4,12 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Database } from "../db/database.ts";
-import { insertClient, listClientRows, type ClientRow } from "../db/clients.ts";
+import { deleteClientRow, findClientById, insertClient, listClientRows, updateClientRow, type ClientRow } from "../db/clients.ts";
+import { deleteGrantsAndTokens } from "../db/revocations.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
 import { AppError } from "../errors.ts";
+import { appendAuditEvent } from "./audit.ts";
+import { systemActor, type Actor } from "./actor.ts";
 
 export const supportedGrantTypes = ["authorization_code", "refresh_token", "client_credentials"] as const;
 export type GrantType = (typeof supportedGrantTypes)[number];
@@ -23,15 +26,25 @@ export const supportedScopes = [
   "admin:write",
 ] as const;
 
+export const authMethods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] as const;
+
 export interface CreateClientInput {
   name: string;
   redirectUris?: string[];
   postLogoutRedirectUris?: string[];
+  /** Shorthand for tokenEndpointAuthMethod "none" (the CLI's --public). */
   public?: boolean;
+  tokenEndpointAuthMethod?: string;
   grantTypes?: string[];
   scope?: string;
   firstParty?: boolean;
+  backchannelLogoutUri?: string;
+  /** For private_key_jwt: where the client publishes its keys. */
+  jwksUri?: string;
 }
+
+/** Checks the metadata with oidc-provider's own client validation, when a provider is at hand. */
+export type MetadataValidator = (metadata: Record<string, unknown>) => Promise<void>;
 
 export interface CreatedClient {
   client_id: string;
@@ -46,8 +59,11 @@ export interface ClientView {
   grant_types: string[];
   scope: string;
   token_endpoint_auth_method: string;
+  backchannel_logout_uri: string | null;
+  jwks_uri: string | null;
   first_party: boolean;
   created_at: string;
+  updated_at: string;
 }
 
 function isLoopback(hostname: string): boolean {
@@ -92,13 +108,24 @@ function parseScope(scope: string): string[] {
 /** Builds oidc-provider registration metadata from the input, or throws AppError. */
 export function buildClientMetadata(input: CreateClientInput): Record<string, unknown> & { client_name: string } {
   const name = input.name?.trim();
-  if (!name || name.length > 200) throw new AppError("invalid_client_metadata", "name must be 1 to 200 characters");
+  if (!name || name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) {
+    throw new AppError("invalid_client_metadata", "name must be 1 to 200 characters, without control characters");
+  }
+  const authMethod = input.tokenEndpointAuthMethod ?? (input.public ? "none" : "client_secret_basic");
+  if (!(authMethods as readonly string[]).includes(authMethod)) {
+    throw new AppError("invalid_client_metadata", `token_endpoint_auth_method must be one of ${authMethods.join(", ")}`);
+  }
+  if (input.public && authMethod !== "none") throw new AppError("invalid_client_metadata", "a public client authenticates with none");
+  const isPublic = authMethod === "none";
+  if (authMethod === "private_key_jwt" && !input.jwksUri) throw new AppError("invalid_client_metadata", "private_key_jwt needs a jwks_uri");
+  const jwksUri = input.jwksUri === undefined ? undefined : validateHttpsUrl(input.jwksUri, "jwks_uri");
+  const backchannelLogoutUri = input.backchannelLogoutUri === undefined ? undefined : validateRedirectUri(input.backchannelLogoutUri, "backchannel_logout_uri");
   const grantTypes = [...new Set(input.grantTypes ?? ["authorization_code", "refresh_token"])];
   const unknownGrant = grantTypes.filter((g) => !(supportedGrantTypes as readonly string[]).includes(g));
   if (unknownGrant.length || grantTypes.length === 0) {
     throw new AppError("invalid_client_metadata", `grant types must be among ${supportedGrantTypes.join(", ")}`);
   }
-  if (input.public && grantTypes.includes("client_credentials")) {
+  if (isPublic && grantTypes.includes("client_credentials")) {
     throw new AppError("invalid_client_metadata", "a public client cannot use client_credentials");
   }
   const redirectUris = (input.redirectUris ?? []).map((u) => validateRedirectUri(u));
@@ -119,8 +146,28 @@ export function buildClientMetadata(input: CreateClientInput): Record<string, un
     grant_types: grantTypes,
     response_types: usesCode ? ["code"] : [],
     scope,
-    token_endpoint_auth_method: input.public ? "none" : "client_secret_basic",
+    token_endpoint_auth_method: authMethod,
+    ...(jwksUri && { jwks_uri: jwksUri }),
+    ...(backchannelLogoutUri && { backchannel_logout_uri: backchannelLogoutUri }),
   };
+}
+
+function validateHttpsUrl(value: string, field: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new AppError("invalid_client_metadata", `${field} is not an absolute URL`);
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(url.hostname))) {
+    throw new AppError("invalid_client_metadata", `${field} must use https`);
+  }
+  return value;
+}
+
+/** Whether the client authenticates with a shared secret that Gatehouse generates. */
+function usesSecret(metadata: Record<string, unknown>): boolean {
+  return metadata.token_endpoint_auth_method === "client_secret_basic" || metadata.token_endpoint_auth_method === "client_secret_post";
 }
 
 /**
@@ -128,18 +175,83 @@ export function buildClientMetadata(input: CreateClientInput): Record<string, un
  * sealed with the master key (never hashed: a slow hash would cap client
  * authentication at the token endpoint).
  */
-export async function createClient(db: Database, ring: MasterKeyRing, input: CreateClientInput): Promise<CreatedClient> {
+export async function createClient(
+  db: Database,
+  ring: MasterKeyRing,
+  input: CreateClientInput,
+  actor: Actor = systemActor,
+  validate?: MetadataValidator,
+): Promise<CreatedClient> {
   const metadata = buildClientMetadata(input);
   const clientId = randomBytes(16).toString("base64url");
-  const secret = input.public ? undefined : randomBytes(32).toString("base64url");
-  await insertClient(db.prisma, {
-    id: clientId,
-    name: metadata.client_name,
-    secretEncrypted: secret ? await ring.encrypt(secret) : null,
-    metadata,
-    firstParty: input.firstParty ?? false,
+  const secret = usesSecret(metadata) ? randomBytes(32).toString("base64url") : undefined;
+  await validate?.({ ...metadata, client_id: clientId, ...(secret && { client_secret: secret }) });
+  await db.prisma.$transaction(async (tx) => {
+    await insertClient(tx, {
+      id: clientId,
+      name: metadata.client_name,
+      secretEncrypted: secret ? await ring.encrypt(secret) : null,
+      metadata,
+      firstParty: input.firstParty ?? false,
+    });
+    await appendAuditEvent(tx, db.provider, { type: "client.created", ...actor, clientId, data: { client_name: metadata.client_name, grant_types: metadata.grant_types, scope: metadata.scope } });
   });
   return secret ? { client_id: clientId, client_secret: secret } : { client_id: clientId };
+}
+
+export async function getClient(db: Database, clientId: string): Promise<ClientView> {
+  const row = await findClientById(db.prisma, clientId);
+  if (!row) throw new AppError("not_found", "no such client");
+  return toClientView(row);
+}
+
+/**
+ * Changes a client. Fields left out keep their value; the secret is not
+ * changed here. Narrowing what a client may do does not revoke what it holds:
+ * use a revocation for that.
+ */
+export async function updateClient(
+  db: Database,
+  clientId: string,
+  input: Partial<CreateClientInput>,
+  actor: Actor,
+  validate?: MetadataValidator,
+): Promise<ClientView> {
+  const row = await findClientById(db.prisma, clientId);
+  if (!row) throw new AppError("not_found", "no such client");
+  const current = toClientView(row);
+  const merged: CreateClientInput = {
+    name: input.name ?? current.client_name,
+    redirectUris: input.redirectUris ?? current.redirect_uris,
+    postLogoutRedirectUris: input.postLogoutRedirectUris ?? current.post_logout_redirect_uris,
+    tokenEndpointAuthMethod: current.token_endpoint_auth_method,
+    grantTypes: input.grantTypes ?? current.grant_types,
+    scope: input.scope ?? current.scope,
+    firstParty: input.firstParty ?? current.first_party,
+    backchannelLogoutUri: input.backchannelLogoutUri ?? current.backchannel_logout_uri ?? undefined,
+    jwksUri: input.jwksUri ?? current.jwks_uri ?? undefined,
+  };
+  const metadata = buildClientMetadata(merged);
+  await validate?.({ ...metadata, client_id: clientId, ...(usesSecret(metadata) && { client_secret: "unchanged-secret-for-validation-only" }) });
+  const updated = await db.prisma.$transaction(async (tx) => {
+    const next = await updateClientRow(tx, clientId, { name: metadata.client_name, metadata, firstParty: merged.firstParty ?? false });
+    await appendAuditEvent(tx, db.provider, { type: "client.updated", ...actor, clientId, data: { changes: Object.keys(input) } });
+    return next;
+  });
+  return toClientView(updated);
+}
+
+/** Deletes a client and revokes everything issued to it (grants, their tokens, its own tokens). */
+export async function deleteClient(db: Database, clientId: string, actor: Actor): Promise<{ grants: number }> {
+  return db.prisma.$transaction(async (tx) => {
+    const row = await findClientById(tx, clientId);
+    if (!row) throw new AppError("not_found", "no such client");
+    const grants = await deleteGrantsAndTokens(tx, { clientId });
+    await tx.oidcRecord.deleteMany({ where: { clientId, model: { in: ["ClientCredentials", "AccessToken", "RefreshToken", "AuthorizationCode"] } } });
+    await deleteClientRow(tx, clientId);
+    await appendAuditEvent(tx, db.provider, { type: "client.deleted", ...actor, clientId, data: { client_name: row.name, revoked: { grants } } });
+    return { grants };
+  });
 }
 
 export function toClientView(row: ClientRow): ClientView {
@@ -152,12 +264,15 @@ export function toClientView(row: ClientRow): ClientView {
     grant_types: (m.grant_types as string[]) ?? [],
     scope: (m.scope as string) ?? "",
     token_endpoint_auth_method: (m.token_endpoint_auth_method as string) ?? "client_secret_basic",
+    backchannel_logout_uri: (m.backchannel_logout_uri as string | undefined) ?? null,
+    jwks_uri: (m.jwks_uri as string | undefined) ?? null,
     first_party: row.firstParty,
     created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
   };
 }
 
-/** Every client, oldest first, without secrets. */
-export async function listClients(db: Database): Promise<ClientView[]> {
-  return (await listClientRows(db.prisma)).map(toClientView);
+/** Clients in id order, a page at a time, without secrets. */
+export async function listClients(db: Database, page: { after?: string; limit?: number } = {}): Promise<ClientView[]> {
+  return (await listClientRows(db.prisma, page)).map(toClientView);
 }

@@ -12,7 +12,6 @@ import {
   countPasskeysOfUser,
   deletePasskey,
   findPasskeyByCredentialId,
-  findPasskeyById,
   insertChallenge,
   insertPasskey,
   listPasskeysOfUser,
@@ -202,25 +201,31 @@ export async function finishPasskeyAuthentication(
   return { ok: true, user, userVerified: result.userVerified };
 }
 
-/** Removes a passkey of `userId`; refuses to remove the last way to sign in. */
+/**
+ * Removes a passkey. With `ownerId` (a user removing their own), the passkey
+ * must be theirs and may not be their last way to sign in; an operator
+ * (no ownerId) may remove any passkey.
+ */
 export async function removePasskey(
   db: Database,
-  userId: string,
   passkeyId: string,
+  ownerId: string | undefined,
   actor: Pick<AuditInput, "actorType" | "actorId"> & Context,
 ): Promise<void> {
   await db.prisma.$transaction(async (tx) => {
-    const passkey = await findPasskeyById(db.prisma, passkeyId);
-    if (!passkey || passkey.userId !== userId) throw new AppError("not_found", "No such passkey.");
-    const user = await tx.user.findUnique({ where: { id: userId }, select: { passwordHash: true } });
-    if (!user?.passwordHash && (await countPasskeysOfUser(tx, userId)) <= 1) {
-      throw new AppError("conflict", "This is your only way to sign in: set a password or add another passkey first.");
+    const passkey = await tx.passkey.findUnique({ where: { id: passkeyId } });
+    if (!passkey || (ownerId !== undefined && passkey.userId !== ownerId)) throw new AppError("not_found", "no such passkey");
+    if (ownerId !== undefined) {
+      const user = await tx.user.findUnique({ where: { id: ownerId }, select: { passwordHash: true } });
+      if (!user?.passwordHash && (await countPasskeysOfUser(tx, ownerId)) <= 1) {
+        throw new AppError("conflict", "This is your only way to sign in: set a password or add another passkey first.");
+      }
     }
     await deletePasskey(tx, passkeyId);
     await appendAuditEvent(tx, db.provider, {
       type: "passkey.removed",
       ...actor,
-      userId,
+      userId: passkey.userId,
       data: { passkey_id: passkeyId, name: passkey.name },
     });
   });

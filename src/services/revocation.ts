@@ -1,21 +1,92 @@
 /**
  * Revocation is a row delete (SPEC section 3): removing a grant's row and the
  * rows of every code and token issued under it revokes them at once on every
- * instance, since each request reads the database.
+ * instance, since each request reads the database. Every revocation is
+ * audited in the same transaction.
  */
-import type { Database } from "../db/database.ts";
-import { deleteGrantsAndTokens, deleteSessionsOfAccount } from "../db/revocations.ts";
+import type { Database, Tx } from "../db/database.ts";
+import { deleteGrantsAndTokens, deleteSessionsOfAccount, deleteSessionsWhere } from "../db/revocations.ts";
+import { appendAuditEvent } from "./audit.ts";
+import type { Actor } from "./actor.ts";
+import { AppError } from "../errors.ts";
 
 export interface RevocationCount {
   grants: number;
   sessions: number;
 }
 
-/** Ends every session of a user and revokes every grant they gave (and its tokens). */
-export async function revokeUserSessionsAndGrants(db: Database, userId: string): Promise<RevocationCount> {
+/** Inside a transaction: ends a user's sessions and revokes their grants. */
+export async function revokeUserAccess(tx: Tx, userId: string): Promise<RevocationCount> {
+  const sessions = await deleteSessionsOfAccount(tx, userId);
+  const grants = await deleteGrantsAndTokens(tx, { accountId: userId });
+  return { grants, sessions };
+}
+
+/** Ends every session of a user (sign out everywhere). */
+export async function revokeUserSessions(db: Database, userId: string, actor: Actor): Promise<number> {
   return db.prisma.$transaction(async (tx) => {
     const sessions = await deleteSessionsOfAccount(tx, userId);
-    const grants = await deleteGrantsAndTokens(tx, { accountId: userId });
+    await appendAuditEvent(tx, db.provider, { type: "sessions.revoked", ...actor, userId, data: { sessions } });
+    return sessions;
+  });
+}
+
+/** Ends one session; not_found when there is no such session. */
+export async function revokeSession(db: Database, sessionId: string, actor: Actor): Promise<void> {
+  await db.prisma.$transaction(async (tx) => {
+    const session = await tx.oidcRecord.findUnique({ where: { model_id: { model: "Session", id: sessionId } }, select: { accountId: true } });
+    if (!session) throw new AppError("not_found", "no such session");
+    await deleteSessionsWhere(tx, { id: sessionId });
+    await appendAuditEvent(tx, db.provider, { type: "session.revoked", ...actor, userId: session.accountId, data: { session_id: sessionId } });
+  });
+}
+
+/** Revokes one grant and everything issued under it. */
+export async function revokeGrant(db: Database, grantId: string, actor: Actor): Promise<void> {
+  await db.prisma.$transaction(async (tx) => {
+    const grant = await tx.oidcRecord.findUnique({ where: { model_id: { model: "Grant", id: grantId } }, select: { accountId: true, clientId: true } });
+    if (!grant) throw new AppError("not_found", "no such grant");
+    await deleteGrantsAndTokens(tx, { grantId });
+    await appendAuditEvent(tx, db.provider, { type: "grant.revoked", ...actor, userId: grant.accountId, clientId: grant.clientId, data: { grant_id: grantId } });
+  });
+}
+
+/** Revokes everything a user granted, or only what they granted one client. */
+export async function revokeUserGrants(db: Database, userId: string, clientId: string | undefined, actor: Actor): Promise<number> {
+  return db.prisma.$transaction(async (tx) => {
+    const grants = await deleteGrantsAndTokens(tx, { accountId: userId, clientId });
+    await appendAuditEvent(tx, db.provider, { type: "grants.revoked", ...actor, userId, clientId, data: { grants } });
+    return grants;
+  });
+}
+
+/**
+ * Bulk revocation (SPEC section 8): grants matching every given filter, and
+ * the sessions of `userId` (sessions belong to users, not to clients).
+ * Idempotent: a second call finds nothing left and reports zeros.
+ */
+export async function bulkRevoke(
+  db: Database,
+  filter: { userId?: string; clientId?: string; issuedBefore?: Date },
+  actor: Actor,
+): Promise<RevocationCount> {
+  if (!filter.userId && !filter.clientId) throw new AppError("invalid_request", "give user_id, client_id or both");
+  return db.prisma.$transaction(async (tx) => {
+    const grants = await deleteGrantsAndTokens(tx, { accountId: filter.userId, clientId: filter.clientId, issuedBefore: filter.issuedBefore });
+    // Tokens a client holds for itself (client_credentials) have no grant.
+    if (filter.clientId && !filter.userId) {
+      await tx.oidcRecord.deleteMany({
+        where: { model: "ClientCredentials", clientId: filter.clientId, ...(filter.issuedBefore && { createdAt: { lt: filter.issuedBefore } }) },
+      });
+    }
+    const sessions = filter.userId && !filter.clientId ? await deleteSessionsWhere(tx, { accountId: filter.userId, issuedBefore: filter.issuedBefore }) : 0;
+    await appendAuditEvent(tx, db.provider, {
+      type: "revocation.bulk",
+      ...actor,
+      userId: filter.userId,
+      clientId: filter.clientId,
+      data: { issued_before: filter.issuedBefore?.toISOString(), revoked: { grants, sessions } },
+    });
     return { grants, sessions };
   });
 }

@@ -1,9 +1,17 @@
-/** Creating users and setting passwords: shared by the CLI and the admin API. */
+/**
+ * Users: one place for the rules, called by the CLI and the admin API
+ * (SPEC sections 7 and 8). Every change is audited in its own transaction;
+ * disabling, deleting or setting a password revokes the user's sessions and
+ * grants in that same transaction.
+ */
 import { randomUUID } from "node:crypto";
 import type { Database } from "../db/database.ts";
-import { findUserByEmail, insertUser, updateUserPasswordHash, type UserRow } from "../db/users.ts";
-import { revokeUserSessionsAndGrants } from "./revocation.ts";
+import { isUniqueViolation } from "../db/errors.ts";
+import { deleteUserRow, findUserByEmail, findUserById, insertUser, listUserRows, updateUserRow, type UserRow } from "../db/users.ts";
 import { checkPasswordPolicy, hashPassword, type Argon2Params } from "../auth/passwords.ts";
+import { appendAuditEvent } from "./audit.ts";
+import { revokeUserAccess } from "./revocation.ts";
+import { systemActor, type Actor } from "./actor.ts";
 import { AppError } from "../errors.ts";
 
 export const roles = ["admin", "editor", "member"] as const;
@@ -16,13 +24,21 @@ export interface CreateUserInput {
   password?: string;
 }
 
+export interface UpdateUserInput {
+  name?: string | null;
+  role?: string;
+  disabled?: boolean;
+}
+
 export interface UserView {
   id: string;
   email: string;
   name: string | null;
   role: string;
   disabled: boolean;
+  has_password: boolean;
   created_at: string;
+  updated_at: string;
 }
 
 // Deliberately simple: one @, no spaces, a dot in the domain. Deliverability
@@ -35,6 +51,25 @@ export function normalizeEmail(email: string): string {
   return value;
 }
 
+function checkName(name: string | null | undefined): string | null {
+  const value = name?.trim() || null;
+  if (value && (value.length > 200 || /[\u0000-\u001f\u007f]/.test(value))) {
+    throw new AppError("invalid_request", "name must be at most 200 characters, without control characters");
+  }
+  return value;
+}
+
+function checkRole(role: string): string {
+  if (!(roles as readonly string[]).includes(role)) throw new AppError("invalid_request", `role must be one of ${roles.join(", ")}`);
+  return role;
+}
+
+async function checkedHash(password: string, argon2: Argon2Params): Promise<string> {
+  const problem = checkPasswordPolicy(password);
+  if (problem) throw new AppError("invalid_password", problem);
+  return hashPassword(password, argon2);
+}
+
 export function toUserView(row: UserRow): UserView {
   return {
     id: row.id,
@@ -42,39 +77,97 @@ export function toUserView(row: UserRow): UserView {
     name: row.name,
     role: row.role,
     disabled: row.disabled,
+    has_password: row.passwordHash !== null,
     created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
   };
 }
 
-/** Creates a user; 409 conflict when the email (case-insensitive) exists. */
-export async function createUser(db: Database, argon2: Argon2Params, input: CreateUserInput): Promise<UserView> {
+async function requireUser(db: Database, id: string): Promise<UserRow> {
+  const user = await findUserById(db.prisma, id);
+  if (!user) throw new AppError("not_found", "no such user");
+  return user;
+}
+
+/** Creates a user; conflict when the email (case-insensitive) exists. */
+export async function createUser(db: Database, argon2: Argon2Params, input: CreateUserInput, actor: Actor = systemActor): Promise<UserView> {
   const email = normalizeEmail(input.email);
-  const name = input.name?.trim() || null;
-  if (name && name.length > 200) throw new AppError("invalid_request", "name must be at most 200 characters");
-  const role = input.role ?? "member";
-  if (!(roles as readonly string[]).includes(role)) throw new AppError("invalid_request", `role must be one of ${roles.join(", ")}`);
-  let passwordHash: string | null = null;
-  if (input.password !== undefined) {
-    const problem = checkPasswordPolicy(input.password);
-    if (problem) throw new AppError("invalid_password", problem);
-    passwordHash = await hashPassword(input.password, argon2);
+  const name = checkName(input.name);
+  const role = checkRole(input.role ?? "member");
+  const passwordHash = input.password === undefined ? null : await checkedHash(input.password, argon2);
+  try {
+    const row = await db.prisma.$transaction(async (tx) => {
+      const user = await insertUser(tx, { id: randomUUID(), email, name, role, passwordHash });
+      await appendAuditEvent(tx, db.provider, { type: "user.created", ...actor, userId: user.id, data: { email, role, with_password: passwordHash !== null } });
+      return user;
+    });
+    return toUserView(row);
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new AppError("conflict", `a user with email ${email} already exists`);
+    throw error;
   }
-  const row = await insertUser(db.prisma, { id: randomUUID(), email, name, role, passwordHash });
-  if (!row) throw new AppError("conflict", `a user with email ${email} already exists`);
+}
+
+export async function getUser(db: Database, id: string): Promise<UserView> {
+  return toUserView(await requireUser(db, id));
+}
+
+/** Users in id order, a page at a time; `email` finds one user. */
+export async function listUsers(db: Database, query: { email?: string; after?: string; limit: number }): Promise<UserView[]> {
+  const email = query.email === undefined ? undefined : query.email.trim().toLowerCase();
+  return (await listUserRows(db.prisma, { email, afterId: query.after, limit: query.limit })).map(toUserView);
+}
+
+/** Changes name, role or disabled; disabling revokes sessions and grants. */
+export async function updateUser(db: Database, id: string, input: UpdateUserInput, actor: Actor): Promise<UserView> {
+  const data: Partial<Pick<UserRow, "name" | "role" | "disabled">> = {};
+  if (input.name !== undefined) data.name = checkName(input.name);
+  if (input.role !== undefined) data.role = checkRole(input.role);
+  if (input.disabled !== undefined) data.disabled = input.disabled;
+  const before = await requireUser(db, id);
+  const row = await db.prisma.$transaction(async (tx) => {
+    const user = await updateUserRow(tx, id, data);
+    const revoked = data.disabled === true ? await revokeUserAccess(tx, id) : undefined;
+    await appendAuditEvent(tx, db.provider, {
+      type: data.disabled === true && !before.disabled ? "user.disabled" : "user.updated",
+      ...actor,
+      userId: id,
+      data: { changes: data, ...(revoked && { revoked }) },
+    });
+    return user;
+  });
   return toUserView(row);
+}
+
+/** Deletes a user, their passkeys (cascade), sessions and grants. */
+export async function deleteUser(db: Database, id: string, actor: Actor): Promise<void> {
+  const user = await requireUser(db, id);
+  await db.prisma.$transaction(async (tx) => {
+    const revoked = await revokeUserAccess(tx, id);
+    await deleteUserRow(tx, id);
+    await appendAuditEvent(tx, db.provider, { type: "user.deleted", ...actor, userId: id, data: { email: user.email, revoked } });
+  });
 }
 
 /**
  * Sets a user's password and revokes their sessions and grants, so that
- * whoever knew the old password loses access at once (SPEC section 7).
+ * whoever knew the old password loses access at once (SPEC sections 7 and 8).
  */
-export async function setUserPassword(db: Database, argon2: Argon2Params, email: string, password: string): Promise<UserView> {
-  const problem = checkPasswordPolicy(password);
-  if (problem) throw new AppError("invalid_password", problem);
+export async function setUserPassword(db: Database, argon2: Argon2Params, id: string, password: string, actor: Actor): Promise<UserView> {
+  const passwordHash = await checkedHash(password, argon2);
+  await requireUser(db, id);
+  const row = await db.prisma.$transaction(async (tx) => {
+    const user = await updateUserRow(tx, id, { passwordHash });
+    const revoked = await revokeUserAccess(tx, id);
+    await appendAuditEvent(tx, db.provider, { type: "password.changed", ...actor, userId: id, data: { revoked } });
+    return user;
+  });
+  return toUserView(row);
+}
+
+/** The CLI's form: the user named by email. */
+export async function setUserPasswordByEmail(db: Database, argon2: Argon2Params, email: string, password: string, actor: Actor): Promise<UserView> {
   const user = await findUserByEmail(db.prisma, normalizeEmail(email));
   if (!user) throw new AppError("not_found", `no user with email ${email}`);
-  const passwordHash = await hashPassword(password, argon2);
-  await updateUserPasswordHash(db.prisma, user.id, passwordHash);
-  await revokeUserSessionsAndGrants(db, user.id);
-  return toUserView(user);
+  return setUserPassword(db, argon2, user.id, password, actor);
 }

@@ -1,0 +1,32 @@
+/**
+ * Authentication of admin API calls (SPEC section 8): a Bearer access token
+ * that this IdP issued through the client_credentials grant for the admin API
+ * resource, still valid, and whose client still exists. Authorization (the
+ * scope per route) is separate: see scopes.ts.
+ */
+import type Provider from "oidc-provider";
+import { AppError } from "../errors.ts";
+
+export interface AdminCaller {
+  clientId: string;
+  scopes: ReadonlySet<string>;
+}
+
+/** The admin API's resource indicator: the audience of its tokens. */
+export function adminResourceFor(issuer: string): string {
+  return `${issuer}/admin/v1`;
+}
+
+export async function authenticateAdminCall(provider: Provider, issuer: string, authorization: string | undefined): Promise<AdminCaller> {
+  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(authorization ?? "");
+  if (!match) throw new AppError("unauthorized", "a Bearer access token is required");
+  const token = await provider.ClientCredentials.find(match[1]!);
+  if (!token || token.isExpired) throw new AppError("unauthorized", "the access token is not active");
+  if (token.aud !== adminResourceFor(issuer)) throw new AppError("unauthorized", "the access token is not for the admin API");
+  // Sender-constrained tokens would need their proof checked here; refuse them rather than skip it.
+  if (token.jkt || token["x5t#S256"]) throw new AppError("unauthorized", "sender-constrained tokens are not accepted by the admin API");
+  const clientId = token.clientId;
+  const client = clientId ? await provider.Client.find(clientId) : undefined;
+  if (!clientId || !client) throw new AppError("unauthorized", "the client of this access token no longer exists");
+  return { clientId, scopes: new Set((token.scope ?? "").split(" ").filter(Boolean)) };
+}

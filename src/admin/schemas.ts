@@ -1,0 +1,167 @@
+/**
+ * JSON schemas (TypeBox) of the admin API: they validate requests and
+ * responses, and @fastify/swagger builds the OpenAPI document from them, so
+ * the document cannot drift from what the API accepts.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { roles } from "../services/users.ts";
+import { authMethods, supportedGrantTypes } from "../services/clients.ts";
+
+const strict = { additionalProperties: false } as const;
+
+export const ErrorBody = Type.Object({ error: Type.String(), error_description: Type.String() }, { $id: "Error" });
+
+export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }, strict);
+
+export const PageQuery = {
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: "next_cursor from the previous page" })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+};
+
+export const User = Type.Object(
+  {
+    id: Type.String(),
+    email: Type.String(),
+    name: Type.Union([Type.String(), Type.Null()]),
+    role: Type.String(),
+    disabled: Type.Boolean(),
+    has_password: Type.Boolean(),
+    created_at: Type.String({ format: "date-time" }),
+    updated_at: Type.String({ format: "date-time" }),
+  },
+  { $id: "User" },
+);
+
+const Role = Type.Union(roles.map((r) => Type.Literal(r)));
+const Password = Type.String({ minLength: 8, maxLength: 256 });
+
+export const CreateUserBody = Type.Object(
+  {
+    email: Type.String({ format: "email", maxLength: 254 }),
+    name: Type.Optional(Type.String({ maxLength: 200 })),
+    role: Type.Optional(Role),
+    password: Type.Optional(Password),
+  },
+  strict,
+);
+
+export const UpdateUserBody = Type.Object(
+  {
+    name: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+    role: Type.Optional(Role),
+    disabled: Type.Optional(Type.Boolean()),
+  },
+  { ...strict, minProperties: 1 },
+);
+
+export const PasswordBody = Type.Object({ password: Password }, strict);
+
+export const Session = Type.Object({
+  id: Type.String(),
+  created_at: Type.String({ format: "date-time" }),
+  expires_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+});
+
+export const Grant = Type.Object({
+  id: Type.String(),
+  client_id: Type.Union([Type.String(), Type.Null()]),
+  scope: Type.String(),
+  created_at: Type.String({ format: "date-time" }),
+  expires_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+});
+
+export const Passkey = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  device_type: Type.String(),
+  backed_up: Type.Boolean(),
+  transports: Type.Array(Type.String()),
+  created_at: Type.String({ format: "date-time" }),
+  last_used_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+});
+
+export const RevocationBody = Type.Object(
+  {
+    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    client_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    issued_before: Type.Optional(Type.String({ format: "date-time" })),
+  },
+  strict,
+);
+
+export const RevocationResult = Type.Object({ revoked: Type.Object({ grants: Type.Integer(), sessions: Type.Integer() }) });
+
+const Uri = Type.String({ format: "uri", maxLength: 2000 });
+
+export const Client = Type.Object(
+  {
+    client_id: Type.String(),
+    client_name: Type.String(),
+    redirect_uris: Type.Array(Type.String()),
+    post_logout_redirect_uris: Type.Array(Type.String()),
+    grant_types: Type.Array(Type.String()),
+    scope: Type.String(),
+    token_endpoint_auth_method: Type.String(),
+    backchannel_logout_uri: Type.Union([Type.String(), Type.Null()]),
+    jwks_uri: Type.Union([Type.String(), Type.Null()]),
+    first_party: Type.Boolean(),
+    created_at: Type.String({ format: "date-time" }),
+    updated_at: Type.String({ format: "date-time" }),
+  },
+  { $id: "Client" },
+);
+
+const clientFields = {
+  client_name: Type.String({ minLength: 1, maxLength: 200 }),
+  redirect_uris: Type.Array(Uri, { maxItems: 50 }),
+  post_logout_redirect_uris: Type.Array(Uri, { maxItems: 50 }),
+  grant_types: Type.Array(Type.Union(supportedGrantTypes.map((g) => Type.Literal(g))), { minItems: 1, uniqueItems: true }),
+  scope: Type.String({ maxLength: 1000 }),
+  first_party: Type.Boolean(),
+  backchannel_logout_uri: Uri,
+  jwks_uri: Uri,
+};
+
+export const CreateClientBody = Type.Object(
+  {
+    ...clientFields,
+    redirect_uris: Type.Optional(clientFields.redirect_uris),
+    post_logout_redirect_uris: Type.Optional(clientFields.post_logout_redirect_uris),
+    grant_types: Type.Optional(clientFields.grant_types),
+    scope: Type.Optional(clientFields.scope),
+    first_party: Type.Optional(clientFields.first_party),
+    backchannel_logout_uri: Type.Optional(clientFields.backchannel_logout_uri),
+    jwks_uri: Type.Optional(clientFields.jwks_uri),
+    token_endpoint_auth_method: Type.Optional(Type.Union(authMethods.map((m) => Type.Literal(m)))),
+  },
+  strict,
+);
+
+export const UpdateClientBody = Type.Partial(Type.Object(clientFields), { ...strict, minProperties: 1 });
+
+export const CreatedClient = Type.Object({ client_id: Type.String(), client_secret: Type.Optional(Type.String()) });
+
+export const AuditEvent = Type.Object({
+  id: Type.String(),
+  seq: Type.Integer(),
+  created_at: Type.String({ format: "date-time" }),
+  type: Type.String(),
+  actor_type: Type.String(),
+  actor_id: Type.Union([Type.String(), Type.Null()]),
+  user_id: Type.Union([Type.String(), Type.Null()]),
+  client_id: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  data: Type.Record(Type.String(), Type.Unknown()),
+});
+
+/** A list page: `{ items, next_cursor }`. */
+export function Page<T extends import("@sinclair/typebox").TSchema>(item: T) {
+  return Type.Object({ items: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+}
+
+export type CreateUserBody = Static<typeof CreateUserBody>;
+export type UpdateUserBody = Static<typeof UpdateUserBody>;
+export type RevocationBody = Static<typeof RevocationBody>;
+export type CreateClientBody = Static<typeof CreateClientBody>;
+export type UpdateClientBody = Static<typeof UpdateClientBody>;
