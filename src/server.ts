@@ -3,6 +3,7 @@
  * graceful close on SIGTERM/SIGINT (stop accepting, finish requests in flight,
  * close the database).
  */
+import { isIP } from "node:net";
 import { buildApp } from "./app.ts";
 import { bootstrap } from "./bootstrap.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
@@ -26,6 +27,9 @@ async function main(): Promise<void> {
   const app = await buildApp({ config, db, ring });
   if (migrated.length) app.log.info({ migrations: migrated }, "applied database migrations");
   if (createdKeys.length) app.log.info({ kids: createdKeys }, "created signing keys");
+  if (isIP(new URL(config.issuer).hostname.replace(/^\[|\]$/g, ""))) {
+    app.log.warn({ issuer: config.issuer }, "the issuer's host is an IP address: passkeys need a domain name (WebAuthn RP IDs cannot be IP addresses)");
+  }
 
   let closing = false;
   const close = async (signal: string) => {

@@ -47,7 +47,12 @@
       },
       function (error) {
         if (error && error.name === "AbortError") return;
-        if (!useBrowserAutofill || !(error && /cancel|abort/i.test(error.message))) showError("This passkey could not be used to sign in.");
+        // Autofill runs on its own at page load: its failures are not the user's doing.
+        if (useBrowserAutofill) {
+          if (window.console) console.info("passkey autofill unavailable:", error && error.message);
+          return;
+        }
+        showError("This passkey could not be used to sign in.");
       },
     );
   }

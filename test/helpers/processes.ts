@@ -54,10 +54,17 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts src/server.ts on a free port and waits until /readyz answers 200. */
-export async function startServer(t: Test, env: Record<string, string>): Promise<ServerProcess> {
+/**
+ * Starts src/server.ts on a free port and waits until /readyz answers 200.
+ * `issuerHost` "localhost" gives an issuer WebAuthn accepts (an RP ID cannot be an IP address).
+ */
+export async function startServer(
+  t: Test,
+  env: Record<string, string>,
+  { issuerHost = "127.0.0.1" }: { issuerHost?: "127.0.0.1" | "localhost" } = {},
+): Promise<ServerProcess> {
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${issuerHost}:${port}`;
   const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/server.ts")], {
     cwd: root,
     env: childEnv({ PORT: String(port), ISSUER: url, ...env }),
