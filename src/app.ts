@@ -59,8 +59,7 @@ export function cookieKeysFor(config: Config, ring: MasterKeyRing): string[] {
 export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? loggerOptions(config),
-    // Fastify accepts a hop count too; its types only list the other forms.
-    trustProxy: config.trustProxy as boolean | string,
+    trustProxy: config.trustProxy,
     bodyLimit: 64 * 1024,
     genReqId: () => randomUUID(),
     // Never take a request id from the client: it would be a log-injection vector.
@@ -71,7 +70,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   });
 
   const keys = await loadSigningKeys(db, ring);
-  if (keys.length === 0) throw new Error("no signing keys in the database: start the server once, or run `gatehouse keys import`");
+  if (keys.length === 0) throw new Error("no signing keys in the database: start the server (it creates them) before building the app");
   const clients = createClientStore(db.prisma, ring);
   const metrics = createMetrics();
   const provider = createProvider({ config, prisma: db.prisma, clients, keys, cookieKeys: cookieKeysFor(config, ring) });

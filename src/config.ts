@@ -21,7 +21,7 @@ export interface Config {
   /** Raw 32-byte master keys, newest first; undefined means "use the development key file". */
   readonly masterKeys: readonly Buffer[] | undefined;
   readonly redisUrl: string | undefined;
-  readonly trustProxy: boolean | number | string;
+  readonly trustProxy: boolean | string;
   readonly logLevel: LogLevel;
   /** Lifetimes in seconds. */
   readonly accessTokenTtl: number;
@@ -85,6 +85,12 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const trustProxy = parseTrustProxy(read("TRUST_PROXY"));
+  if (issuer.startsWith("https:") && trustProxy === false) {
+    // Gatehouse serves plain HTTP: an https issuer means a TLS proxy in front,
+    // whose X-Forwarded-Proto must be trusted for cookies to be Secure.
+    throw new ConfigError("TRUST_PROXY", "must be set when ISSUER is https: Gatehouse serves HTTP behind a TLS-terminating proxy");
+  }
   const rotation = read("KEY_ROTATION_INTERVAL");
   return Object.freeze({
     nodeEnv,
@@ -98,7 +104,7 @@ export function loadConfig(env: Env = process.env): Config {
     cookieSecrets,
     masterKeys,
     redisUrl: parseRedisUrl(read("REDIS_URL")),
-    trustProxy: parseTrustProxy(read("TRUST_PROXY")),
+    trustProxy,
     logLevel: parseLogLevel(read("LOG_LEVEL")),
     accessTokenTtl: parseDuration("ACCESS_TOKEN_TTL", read("ACCESS_TOKEN_TTL"), "15m", 1),
     refreshTokenTtl: parseDuration("REFRESH_TOKEN_TTL", read("REFRESH_TOKEN_TTL"), "7d", 1),
@@ -211,12 +217,21 @@ function parseRedisUrl(raw: string | undefined): string | undefined {
   return raw;
 }
 
-function parseTrustProxy(raw: string | undefined): boolean | number | string {
+/**
+ * true, false, or the proxies' addresses: a comma-separated list of addresses,
+ * CIDRs or proxy-addr's names (loopback, linklocal, uniquelocal). Hop counts are
+ * refused: Fastify cannot check the immediate peer with one, so it trusts nothing.
+ */
+function parseTrustProxy(raw: string | undefined): boolean | string {
   if (raw === undefined || raw === "false") return false;
   if (raw === "true") return true;
-  if (/^\d+$/.test(raw)) return Number(raw);
-  if (/^[0-9a-fA-F:.\/, ]+$/.test(raw)) return raw;
-  throw new ConfigError("TRUST_PROXY", `must be true, false, a hop count or a comma-separated list of addresses/CIDRs (got ${JSON.stringify(raw)})`);
+  const items = raw.split(",").map((s) => s.trim());
+  const ok = items.every((item) => ["loopback", "linklocal", "uniquelocal"].includes(item) || /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(item));
+  if (!/^\d+$/.test(raw) && ok) return items.join(",");
+  throw new ConfigError(
+    "TRUST_PROXY",
+    `must be true, false, or the proxies' addresses (e.g. loopback or 10.0.0.0/8,192.168.1.5) (got ${JSON.stringify(raw)})`,
+  );
 }
 
 const logLevels: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];

@@ -29,24 +29,29 @@ export type LimitCheck = { blocked: false } | { blocked: true; retryAfterSeconds
 
 export interface SignInLimiter {
   readonly maxFailures: number;
-  /** Whether an attempt for `account` (normalised email or user id) from `ip` may proceed. */
-  check(account: string, ip: string): Promise<LimitCheck>;
+  /**
+   * Whether an attempt for `account` (a normalised email) from `ip` may
+   * proceed; with no account (a passkey not yet identified) only the IP counts.
+   */
+  check(account: string | undefined, ip: string): Promise<LimitCheck>;
   /** Counts a failure; returns how long to wait before answering it. */
-  recordFailure(account: string, ip: string): Promise<{ delayMs: number; failures: number }>;
+  recordFailure(account: string | undefined, ip: string): Promise<{ delayMs: number; failures: number }>;
   recordSuccess(account: string, ip: string): Promise<void>;
 }
 
 export function createSignInLimiter(store: CounterStore, limits: SignInLimits = defaultSignInLimits): SignInLimiter {
-  const keys = (account: string, ip: string) => ({
-    account: `acct:${account}`,
+  const keys = (account: string | undefined, ip: string) => ({
+    account: account === undefined ? undefined : `acct:${account}`,
     ip: `ip:${ip}`,
-    accountIp: `acctip:${account}|${ip}`,
+    accountIp: account === undefined ? undefined : `acctip:${account}|${ip}`,
   });
+  const peek = (key: string | undefined) => (key === undefined ? undefined : store.peek(key));
+  const increment = (key: string | undefined) => (key === undefined ? undefined : store.increment(key, limits.windowMs));
   return {
     maxFailures: limits.maxFailures,
     async check(account, ip) {
       const k = keys(account, ip);
-      const [a, i, ai] = await Promise.all([store.peek(k.account), store.peek(k.ip), store.peek(k.accountIp)]);
+      const [a, i, ai] = await Promise.all([peek(k.account), store.peek(k.ip), peek(k.accountIp)]);
       const over = [
         a && a.count >= limits.maxFailures ? a : undefined,
         ai && ai.count >= limits.maxFailures ? ai : undefined,
@@ -58,17 +63,15 @@ export function createSignInLimiter(store: CounterStore, limits: SignInLimits = 
     },
     async recordFailure(account, ip) {
       const k = keys(account, ip);
-      const [a, , ai] = await Promise.all([
-        store.increment(k.account, limits.windowMs),
-        store.increment(k.ip, limits.windowMs),
-        store.increment(k.accountIp, limits.windowMs),
-      ]);
-      const failures = Math.max(a.count, ai.count);
+      const [a, i, ai] = await Promise.all([increment(k.account), store.increment(k.ip, limits.windowMs), increment(k.accountIp)]);
+      // Delays follow the account's failures; without an account, the address's
+      // failures scaled to the account limit.
+      const failures = a && ai ? Math.max(a.count, ai.count) : Math.ceil((i.count * limits.maxFailures) / limits.maxFailuresPerIp);
       const delayMs = failures <= 1 ? 0 : Math.min(limits.baseDelayMs * 2 ** (failures - 2), 5_000);
       return { delayMs, failures };
     },
     async recordSuccess(account, ip) {
-      await store.reset(keys(account, ip).accountIp);
+      await store.reset(keys(account, ip).accountIp!);
     },
   };
 }

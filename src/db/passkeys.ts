@@ -19,8 +19,8 @@ export async function listPasskeysOfUser(prisma: PrismaClient, userId: string): 
   return prisma.passkey.findMany({ where: { userId }, orderBy: { createdAt: "asc" } });
 }
 
-export async function findPasskeyByCredentialId(prisma: PrismaClient, credentialId: Uint8Array<ArrayBuffer>): Promise<PasskeyRow | null> {
-  return prisma.passkey.findUnique({ where: { credentialId } });
+export async function findPasskeyByCredentialId(tx: Tx, credentialId: Uint8Array<ArrayBuffer>): Promise<PasskeyRow | null> {
+  return tx.passkey.findUnique({ where: { credentialId } });
 }
 
 export async function insertPasskey(tx: Tx, row: Omit<PasskeyRow, "createdAt" | "lastUsedAt">): Promise<PasskeyRow> {

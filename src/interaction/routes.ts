@@ -36,6 +36,14 @@ const passkeyBodySchema = {
 } as const;
 
 const invalidCredentials = "Invalid email or password.";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function tooMany(reply: FastifyReply, retryAfterSeconds: number) {
+  return reply
+    .code(429)
+    .header("retry-after", String(retryAfterSeconds))
+    .send({ error: "too_many_requests", error_description: "Too many failed attempts. Try again later." });
+}
 
 export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   await app.register(formbody);
@@ -123,19 +131,21 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
     const where = { ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId };
-    // Passkey failures count against the same per-IP limit as passwords.
-    const limit = await ctx.limiter.check("passkey", request.ip);
-    if (limit.blocked) {
-      reply.code(429).header("retry-after", String(limit.retryAfterSeconds));
-      return { error: "too_many_requests", error_description: "Too many failed attempts. Try again later." };
-    }
+    // Until the credential names its user, only the address's limit applies.
+    const byIp = await ctx.limiter.check(undefined, request.ip);
+    if (byIp.blocked) return tooMany(reply, byIp.retryAfterSeconds);
     const result = await finishPasskeyAuthentication(ctx.db, rp, interaction.uid, request.body, where, request.log);
     if (!result.ok) {
-      await ctx.limiter.recordFailure(result.userId ?? "passkey", request.ip);
-      await auditPasskeyFailure(ctx.db, result.reason, result.userId, where);
+      const { delayMs } = await ctx.limiter.recordFailure(result.user?.email, request.ip);
+      await auditPasskeyFailure(ctx.db, result.reason, result.user?.id, where);
       ctx.metrics.signIns.inc({ method: "passkey", outcome: "failure" });
+      await sleep(delayMs);
       throw new AppError("invalid_request", "This passkey could not be used to sign in.");
     }
+    // A locked account stays locked for passkeys too (SPEC section 10).
+    const byAccount = await ctx.limiter.check(result.user.email, request.ip);
+    if (byAccount.blocked) return tooMany(reply, byAccount.retryAfterSeconds);
+    await ctx.limiter.recordSuccess(result.user.email, request.ip);
     ctx.metrics.signIns.inc({ method: "passkey", outcome: "success" });
     const redirectTo = await provider.interactionResult(
       request.raw,

@@ -4,7 +4,7 @@
  * changes, a new provider is built and swapped in (see provider-host.ts).
  * Protocol features are oidc-provider's own, switched on here (SPEC section 5).
  */
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { JWK } from "jose";
 import type { Config } from "../config.ts";
 import type { PrismaClient } from "../db/database.ts";
@@ -17,6 +17,23 @@ import { accountClient } from "./account-client.ts";
 import { adminResourceFor } from "../admin/auth.ts";
 
 const adminScopes = ["admin:read", "admin:revoke", "admin:write"];
+
+/**
+ * oidc-provider's prompts, plus one login check: a session whose account is
+ * gone (user disabled or deleted) must sign in again, rather than reach the
+ * consent checks without an account.
+ */
+function createInteractionPolicy() {
+  const policy = interactionPolicy.base();
+  const login = policy.get("login")!;
+  login.checks.add(
+    new interactionPolicy.Check("account_unavailable", "End-User authentication is required", (ctx) =>
+      ctx.oidc.session?.accountId && !ctx.oidc.account ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT,
+    ),
+    0,
+  );
+  return policy;
+}
 
 export interface ProviderDeps {
   config: Config;
@@ -33,13 +50,14 @@ function requestIdOf(ctx: KoaContextWithOIDC): string {
 
 export function createProvider({ config, prisma, clients, keys, cookieKeys }: ProviderDeps): Provider {
   const secure = config.issuer.startsWith("https:");
+  const findAccount = createFindAccount(prisma);
   const cookie = { httpOnly: true, sameSite: "lax" as const, secure, signed: true };
   const configuration: Configuration = {
     adapter: createAdapterFactory(prisma, clients, config.refreshReuseGrace),
     clients: [accountClient(config.issuer)],
     // The authorization code flow; "none" only for the account page's own client.
     responseTypes: ["code", "none"],
-    findAccount: createFindAccount(prisma),
+    findAccount,
     jwks: { keys: keys as NonNullable<Configuration["jwks"]>["keys"] },
     cookies: { keys: cookieKeys, long: cookie, short: cookie },
     claims: { ...claimsByScope } as unknown as Configuration["claims"],
@@ -64,7 +82,17 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Tokens of a disabled or deleted user introspect as inactive even before
+        // they are revoked (disabling revokes them too: this is the second line).
+        async allowedPolicy(ctx, client, token) {
+          if (client.clientAuthMethod === "none" && token.clientId !== client.clientId) return false;
+          const accountId = "accountId" in token ? token.accountId : undefined;
+          if (!accountId) return true;
+          return (await findAccount(ctx, accountId)) !== undefined;
+        },
+      },
       revocation: { enabled: true },
       userinfo: { enabled: true },
       // RFC 9701: introspection answers as a signed JWT when asked with
@@ -106,7 +134,7 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
         },
       },
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy: createInteractionPolicy(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     // An error page without details of unexpected errors: oidc-provider puts
     // only OAuth error codes and descriptions in `out`; server errors are
     // logged through its server_error event (see events.ts).
@@ -132,7 +160,8 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
     },
   };
   const provider = new Provider(config.issuer, configuration);
-  // Behind a TLS proxy, trust X-Forwarded-* only when the operator said so.
-  provider.proxy = config.trustProxy !== false;
+  // X-Forwarded-* reaching the provider are rewritten from Fastify's view of
+  // the request, which applies TRUST_PROXY (see plugins/oidc.ts).
+  provider.proxy = true;
   return provider;
 }

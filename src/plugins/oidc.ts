@@ -39,6 +39,16 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
 
   const handle = (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack();
+    // oidc-provider (koa) trusts X-Forwarded-* wholesale when its proxy flag
+    // is on; Fastify applies TRUST_PROXY properly (hop counts, address lists).
+    // Hand the provider Fastify's conclusions, never the client's headers.
+    // (app.inject() requests have no socket, hence no peer to distrust.)
+    if (request.raw.socket) {
+      const headers = request.raw.headers;
+      headers["x-forwarded-proto"] = request.protocol;
+      headers["x-forwarded-host"] = request.host;
+      headers["x-forwarded-for"] = request.ip;
+    }
     const res = reply.raw;
     res.setHeader("x-request-id", request.id);
     for (const [name, value] of Object.entries(providerHeaders)) res.setHeader(name, value);

@@ -89,18 +89,19 @@ export async function finishPasskeyRegistration(
   input: { challengeId: string; response: RegistrationResponseJSON; name?: string },
   context: Context,
 ): Promise<PasskeyView> {
+  // Taken in its own transaction: a refused attempt must still use it up.
+  const challenge = await db.prisma.$transaction((tx) => takeChallenge(tx, input.challengeId));
+  if (!challenge || challenge.purpose !== "registration" || challenge.userId !== user.id) {
+    throw new AppError("invalid_request", "The passkey request has expired or was already used. Try again.");
+  }
   return db.prisma.$transaction(async (tx) => {
-    const challenge = await takeChallenge(tx, input.challengeId);
-    if (!challenge || challenge.purpose !== "registration" || challenge.userId !== user.id) {
-      throw new AppError("invalid_request", "The passkey request has expired or was already used. Try again.");
-    }
     let verified;
     try {
       verified = await checkRegistration(rp, input.response, challenge.challenge);
     } catch (error) {
       throw new AppError("invalid_request", `The passkey could not be verified: ${(error as Error).message}`);
     }
-    if (await findPasskeyByCredentialId(db.prisma, verified.credentialId)) {
+    if (await findPasskeyByCredentialId(tx, verified.credentialId)) {
       throw new AppError("conflict", "This passkey is already registered.");
     }
     const count = await countPasskeysOfUser(tx, user.id);
@@ -143,7 +144,10 @@ export async function startPasskeyAuthentication(db: Database, rp: RelyingParty,
   return { challengeId, options };
 }
 
-export type PasskeySignIn = { ok: true; user: UserRow; userVerified: boolean } | { ok: false; reason: string; userId?: string };
+export type PasskeySignIn =
+  | { ok: true; user: UserRow; userVerified: boolean }
+  /** `user` when the credential named one: its failures count against that account. */
+  | { ok: false; reason: string; user?: Pick<UserRow, "id" | "email"> };
 
 /**
  * Verifies a passkey assertion for an interaction. The challenge is consumed
@@ -164,10 +168,12 @@ export async function finishPasskeyAuthentication(
   const credentialId = typeof input.response?.rawId === "string" ? Buffer.from(input.response.rawId, "base64url") : undefined;
   const passkey = credentialId?.length ? await findPasskeyByCredentialId(db.prisma, new Uint8Array(credentialId)) : null;
   if (!passkey) return { ok: false, reason: "unknown_credential" };
+  const owner = await findUserById(db.prisma, passkey.userId);
+  if (!owner) return { ok: false, reason: "unknown_user" };
   // The user handle, when sent, must name the passkey's owner.
   const handle = input.response.response?.userHandle;
   if (handle && Buffer.from(handle, "base64url").toString("utf8") !== passkey.userId) {
-    return { ok: false, reason: "user_handle_mismatch", userId: passkey.userId };
+    return { ok: false, reason: "user_handle_mismatch", user: owner };
   }
   let result;
   try {
@@ -179,12 +185,12 @@ export async function finishPasskeyAuthentication(
     const message = (error as Error).message;
     if (/counter/i.test(message)) {
       log.warn({ passkeyId: passkey.id, userId: passkey.userId, storedCounter: String(passkey.counter) }, "passkey counter went backwards: possible cloned authenticator, refused");
-      return { ok: false, reason: "counter_not_increased", userId: passkey.userId };
+      return { ok: false, reason: "counter_not_increased", user: owner };
     }
-    return { ok: false, reason: "verification_failed", userId: passkey.userId };
+    return { ok: false, reason: "verification_failed", user: owner };
   }
-  const user = await findUserById(db.prisma, passkey.userId);
-  if (!user || user.disabled) return { ok: false, reason: user ? "disabled" : "unknown_user", userId: passkey.userId };
+  const user = owner;
+  if (user.disabled) return { ok: false, reason: "disabled", user };
   const stored = await db.prisma.$transaction(async (tx) => {
     if (!(await updatePasskeyCounter(tx, passkey.id, passkey.counter, result.newCounter))) return false;
     await appendAuditEvent(tx, db.provider, {
@@ -197,7 +203,7 @@ export async function finishPasskeyAuthentication(
     });
     return true;
   });
-  if (!stored) return { ok: false, reason: "counter_not_increased", userId: user.id };
+  if (!stored) return { ok: false, reason: "counter_not_increased", user };
   return { ok: true, user, userVerified: result.userVerified };
 }
 

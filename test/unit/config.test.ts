@@ -26,12 +26,18 @@ t.test("defaults follow SPEC section 4", async (t) => {
 
 t.test("the issuer defaults to the port and loses a trailing slash", async (t) => {
   t.equal(loadConfig({ PORT: "8080" }).issuer, "http://localhost:8080");
-  t.equal(loadConfig({ ISSUER: "https://id.example.com/" }).issuer, "https://id.example.com");
+  t.equal(loadConfig({ ISSUER: "https://id.example.com/", TRUST_PROXY: "true" }).issuer, "https://id.example.com");
 });
 
 t.test("PostgreSQL is selected by its URL", async (t) => {
   const c = loadConfig({ DATABASE_URL: "postgresql://u:p@db:5432/gatehouse" });
   t.equal(c.databaseProvider, "postgresql");
+});
+
+t.test("TRUST_PROXY takes true, false or the proxies' addresses", async (t) => {
+  t.equal(loadConfig({ TRUST_PROXY: "true" }).trustProxy, true);
+  t.equal(loadConfig({ TRUST_PROXY: "false" }).trustProxy, false);
+  t.equal(loadConfig({ TRUST_PROXY: "loopback, 10.0.0.0/8,::1" }).trustProxy, "loopback,10.0.0.0/8,::1");
 });
 
 t.test("durations", async (t) => {
@@ -57,6 +63,8 @@ const invalid: [string, Record<string, string>, RegExp][] = [
   ["an unknown LOG_LEVEL", { LOG_LEVEL: "loud" }, /LOG_LEVEL/],
   ["a REDIS_URL of another scheme", { REDIS_URL: "http://cache" }, /REDIS_URL/],
   ["a TRUST_PROXY it cannot read", { TRUST_PROXY: "maybe" }, /TRUST_PROXY/],
+  ["a TRUST_PROXY hop count (Fastify cannot check the peer with one)", { TRUST_PROXY: "1" }, /TRUST_PROXY must be true, false, or the proxies' addresses/],
+  ["an https ISSUER without TRUST_PROXY (no TLS proxy to trust)", { ISSUER: "https://id.example.com" }, /^invalid configuration: TRUST_PROXY must be set when ISSUER is https/],
   [
     "production without COOKIE_SECRETS",
     { NODE_ENV: "production", MASTER_KEYS: masterKey, ISSUER: "https://id.example.com" },
@@ -88,7 +96,7 @@ for (const [what, env, message] of invalid) {
 }
 
 t.test("production accepts https, or http on localhost", async (t) => {
-  const base = { NODE_ENV: "production", COOKIE_SECRETS: `${cookieSecret},${"d".repeat(40)}`, MASTER_KEYS: masterKey };
+  const base = { NODE_ENV: "production", COOKIE_SECRETS: `${cookieSecret},${"d".repeat(40)}`, MASTER_KEYS: masterKey, TRUST_PROXY: "true" };
   t.equal(loadConfig({ ...base, ISSUER: "https://id.example.com" }).production, true);
   t.equal(loadConfig({ ...base, ISSUER: "http://localhost:3000" }).issuer, "http://localhost:3000");
   t.same(loadConfig({ ...base }).cookieSecrets, [cookieSecret, "d".repeat(40)], "newest first, as given");

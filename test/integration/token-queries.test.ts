@@ -1,0 +1,124 @@
+/**
+ * How many SQL queries the token endpoint makes for one authorization_code
+ * exchange and one refresh_token exchange (see docs/performance.md). The
+ * counts are printed, grouped by table and operation, and held under a
+ * ceiling so that a bad regression (a lookup per token, a lookup in a loop)
+ * fails here instead of in production. The ceilings are deliberately loose:
+ * tighten them as queries are cut.
+ */
+import t, { type Test } from "tap";
+import type { DatabaseProvider } from "../../src/db/database.ts";
+import { providers } from "../helpers/databases.ts";
+import { Browser, authorizationUrl, makeClient, makeUser, redirectUri, signInAndConsent, startApp, tokenRequest } from "../helpers/http-flow.ts";
+
+/** Ceilings per request; the measured counts are in docs/performance.md. */
+const ceiling = { authorizationCode: 12, refreshToken: 12 };
+
+interface Query {
+  sql: string;
+  /** The oidc-provider model for OidcRecord queries, when a parameter names it. */
+  model?: string;
+}
+
+/** "SELECT Client", "UPSERT OidcRecord(AccessToken)", "COMMIT", ... */
+function describe(query: Query): string {
+  const sql = query.sql.trim();
+  const verb = /^\w+/.exec(sql)?.[0]?.toUpperCase() ?? "?";
+  const table = /(?:\bFROM|\bINTO|^UPDATE)\s+(?:[`"]\w+[`"]\.)?[`"]?(\w+)/i.exec(sql)?.[1];
+  const operation = verb === "INSERT" && /ON CONFLICT/i.test(sql) ? "UPSERT" : verb;
+  if (!table) return operation;
+  return `${operation} ${table}${query.model ? `(${query.model})` : ""}`;
+}
+
+function summarise(list: Query[]): string {
+  const groups = new Map<string, number>();
+  for (const q of list) groups.set(describe(q), (groups.get(describe(q)) ?? 0) + 1);
+  return [...groups].map(([what, n]) => `${n} x ${what}`).join(", ");
+}
+
+const count = (list: Query[], pattern: RegExp) => list.filter((q) => pattern.test(describe(q))).length;
+
+const models = new Set(["Session", "Interaction", "Grant", "AuthorizationCode", "AccessToken", "RefreshToken", "ClientCredentials", "ReplayDetection", "PushedAuthorizationRequest"]);
+
+async function querySuite(t: Test, provider: DatabaseProvider): Promise<void> {
+  const queries: Query[] = [];
+  const running = await startApp(t, { provider, open: { onQuery: (sql) => queries.push({ sql }) } });
+
+  // openDatabase's onQuery gives the SQL only; the parameters say which
+  // oidc-provider model an OidcRecord query is about. Prisma calls its query
+  // listeners in the order they were added, so this one labels the entry that
+  // onQuery has just pushed.
+  (running.db.prisma.$on as (event: "query", cb: (e: { query: string; params: string }) => void) => void)("query", (e) => {
+    const entry = queries[queries.length - 1];
+    if (!entry || entry.sql !== e.query || !e.query.includes("OidcRecord")) return;
+    try {
+      const params = JSON.parse(e.params) as unknown[];
+      entry.model = params.find((p): p is string => typeof p === "string" && models.has(p));
+    } catch {
+      // parameters not in JSON form: leave the model unknown
+    }
+  });
+
+  /** Runs `request` with the counter reset just before it, and reads it right after the response. */
+  async function measure<T>(t: Test, label: string, request: () => Promise<T>): Promise<{ result: T; during: Query[] }> {
+    queries.length = 0;
+    const result = await request();
+    const during = queries.splice(0);
+    // Anything that arrives after the response was left running by the request.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const after = queries.splice(0);
+    t.comment(`${provider} ${label}: ${during.length} queries: ${summarise(during)}`);
+    for (const [i, q] of during.entries()) t.comment(`  ${i + 1}. ${describe(q)}: ${q.sql.slice(0, 160)}`);
+    if (after.length) t.comment(`${provider} ${label}: ${after.length} more after the response: ${summarise(after)}`);
+    return { result, during };
+  }
+
+  const user = await makeUser(running);
+  const client = await makeClient(running, { name: "Query Counter", scope: "openid email offline_access" });
+  const pending = await authorizationUrl(client, { scope: "openid email offline_access", prompt: "consent" });
+  const callback = await signInAndConsent(new Browser(running.url), pending, user);
+
+  const exchange = await measure(t, "authorization_code", () =>
+    tokenRequest(running, client, {
+      grant_type: "authorization_code",
+      code: callback.searchParams.get("code")!,
+      redirect_uri: redirectUri,
+      code_verifier: pending.codeVerifier,
+    }),
+  );
+  t.equal(exchange.result.status, 200, `the code exchange succeeds ${String(exchange.result.json.error ?? "")}`);
+  t.type(exchange.result.json.id_token, "string", "with an ID token");
+  t.type(exchange.result.json.refresh_token, "string", "and a refresh token (offline_access, prompt=consent)");
+  t.ok(exchange.during.length > 0, "the counter sees the queries");
+  t.ok(exchange.during.length <= ceiling.authorizationCode, `authorization_code: ${exchange.during.length} queries, at most ${ceiling.authorizationCode}`);
+  t.ok(count(exchange.during, /^SELECT Client/) <= 1, "the client is read at most once");
+  t.ok(count(exchange.during, /^SELECT User/) <= 1, "the user (claims) at most once");
+
+  const refresh = await measure(t, "refresh_token", () =>
+    tokenRequest(running, client, { grant_type: "refresh_token", refresh_token: String(exchange.result.json.refresh_token) }),
+  );
+  t.equal(refresh.result.status, 200, `the refresh succeeds ${String(refresh.result.json.error ?? "")}`);
+  t.type(refresh.result.json.refresh_token, "string", "and rotates the refresh token");
+  t.not(refresh.result.json.refresh_token, exchange.result.json.refresh_token);
+  t.ok(refresh.during.length <= ceiling.refreshToken, `refresh_token: ${refresh.during.length} queries, at most ${ceiling.refreshToken}`);
+  t.ok(count(refresh.during, /^SELECT Client/) <= 1, "the client is read at most once");
+  t.ok(count(refresh.during, /^SELECT User/) <= 1, "the user (claims) at most once");
+
+  // For the notes in docs/performance.md: the two endpoints resource servers call.
+  const accessToken = String(refresh.result.json.access_token);
+  await measure(t, "userinfo (for reference)", () => fetch(`${running.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } }).then((r) => r.text()));
+  await measure(t, "introspection (for reference)", () =>
+    fetch(`${running.url}/token/introspection`, {
+      method: "POST",
+      headers: {
+        authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString("base64")}`,
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: new URLSearchParams({ token: accessToken }),
+    }).then((r) => r.text()),
+  );
+}
+
+for (const provider of providers(t)) {
+  t.test(`queries per token request on ${provider} (authorization_code, then refresh_token)`, (t) => querySuite(t, provider));
+}
