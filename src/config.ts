@@ -45,6 +45,11 @@ export interface Config {
   /** Requests per minute per IP, and per client, on the token, introspection and revocation endpoints. */
   readonly tokenRateLimitPerIp: number;
   readonly tokenRateLimitPerClient: number;
+  /**
+   * Whether oidc-provider's outgoing requests (back-channel logout, clients'
+   * jwks_uri) may reach loopback and private addresses. Off: SSRF protection.
+   */
+  readonly outboundAllowPrivate: boolean;
 }
 
 export class ConfigError extends Error {
@@ -126,7 +131,14 @@ export function loadConfig(env: Env = process.env): Config {
     signInWindow: parseDuration("SIGNIN_WINDOW", read("SIGNIN_WINDOW"), "15m", 1),
     tokenRateLimitPerIp: parseInteger("TOKEN_RATE_LIMIT_PER_IP", read("TOKEN_RATE_LIMIT_PER_IP"), 600, 1, 10_000_000),
     tokenRateLimitPerClient: parseInteger("TOKEN_RATE_LIMIT_PER_CLIENT", read("TOKEN_RATE_LIMIT_PER_CLIENT"), 1200, 1, 10_000_000),
+    outboundAllowPrivate: parseBoolean("OUTBOUND_ALLOW_PRIVATE", read("OUTBOUND_ALLOW_PRIVATE"), false),
   });
+}
+
+function parseBoolean(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined) return fallback;
+  if (raw === "true" || raw === "false") return raw === "true";
+  throw new ConfigError(name, `must be true or false (got ${JSON.stringify(raw)})`);
 }
 
 function parseInteger(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {

@@ -15,8 +15,9 @@ export function observeProvider(provider: Provider, { db, metrics, log }: { db: 
   });
 
   provider.on("grant.error", (ctx, error) => {
-    const description = (error as { error_description?: string }).error_description;
-    if (description !== "refresh token already used") return;
+    // oidc-provider's InvalidGrant keeps its specific reason in error_detail.
+    const detail = (error as { error_detail?: string }).error_detail;
+    if (detail !== "refresh token already used") return;
     const token = ctx.oidc.entities.RefreshToken;
     const event = { grantId: token?.grantId, clientId: ctx.oidc.client?.clientId, accountId: token?.accountId };
     log.warn(event, "rotated-out refresh token presented again: grant revoked");
@@ -34,4 +35,7 @@ export function observeProvider(provider: Provider, { db, metrics, log }: { db: 
   });
 
   provider.on("server_error", (_ctx, error) => log.error({ err: error }, "oidc-provider server error"));
+  provider.on("backchannel.error", (_ctx, error, client) =>
+    log.warn({ err: error, clientId: client.clientId }, "back-channel logout notification failed"),
+  );
 }

@@ -134,6 +134,13 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
         },
       },
     },
+    // oidc-provider's outgoing requests go through an SSRF-protected dispatcher
+    // that refuses loopback and private addresses; OUTBOUND_ALLOW_PRIVATE lifts it
+    // for relying parties on an internal network.
+    fetch: (url, options) => {
+      if (config.outboundAllowPrivate) delete (options as { dispatcher?: unknown }).dispatcher;
+      return fetch(url, options);
+    },
     interactions: { policy: createInteractionPolicy(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     // An error page without details of unexpected errors: oidc-provider puts
     // only OAuth error codes and descriptions in `out`; server errors are
