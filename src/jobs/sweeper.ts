@@ -1,11 +1,12 @@
 /**
- * Deletes expired oidc-provider rows on a schedule so that nothing grows
+ * Deletes expired oidc-provider rows and WebAuthn challenges on a schedule so that nothing grows
  * without bound (SPEC section 3). Reads already ignore expired rows; this only
  * reclaims space. Running it on several instances at once is harmless.
  */
 import type { FastifyBaseLogger } from "fastify";
 import type { Database } from "../db/database.ts";
 import { deleteExpiredOidcRecords } from "../db/oidc-records.ts";
+import { deleteExpiredChallenges } from "../db/passkeys.ts";
 
 export interface Sweeper {
   /** One sweep now; returns the number of rows deleted. */
@@ -16,8 +17,9 @@ export interface Sweeper {
 export function startSweeper(db: Database, intervalSeconds: number, log: FastifyBaseLogger): Sweeper {
   const sweep = async () => {
     const deleted = await deleteExpiredOidcRecords(db.prisma);
-    if (deleted > 0) log.info({ deleted }, "swept expired oidc rows");
-    return deleted;
+    const challenges = await deleteExpiredChallenges(db.prisma);
+    if (deleted > 0 || challenges > 0) log.info({ deleted, challenges }, "swept expired rows");
+    return deleted + challenges;
   };
   const timer = setInterval(() => {
     sweep().catch((error) => log.error({ err: error }, "sweep of expired rows failed"));
