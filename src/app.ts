@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastif
 import fastifyStatic from "@fastify/static";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
-import type { MasterKeyRing } from "./crypto/master-keys.ts";
+import { cookieKeysFor, type MasterKeyRing } from "./crypto/master-keys.ts";
 import type { AppContext } from "./context.ts";
 import { loggerOptions } from "./logger.ts";
 import { loadSigningKeys } from "./oidc/keys.ts";
@@ -30,6 +30,7 @@ import { accountRoutes } from "./account/routes.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { startSweeper } from "./jobs/sweeper.ts";
 import { staticDir } from "./views.ts";
+import { buildValidator } from "./plugins/validation.ts";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -51,11 +52,6 @@ declare module "fastify" {
   }
 }
 
-/** The cookie signing keys: COOKIE_SECRETS, or outside production a key derived from the master key. */
-export function cookieKeysFor(config: Config, ring: MasterKeyRing): string[] {
-  return config.cookieSecrets ? [...config.cookieSecrets] : [ring.derive("cookie-keys")];
-}
-
 export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? loggerOptions(config),
@@ -65,8 +61,9 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     // Never take a request id from the client: it would be a log-injection vector.
     requestIdHeader: false,
     return503OnClosing: true,
-    // Unknown properties are refused (additionalProperties: false), never silently dropped.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true } },
+    // Ids up to 128 characters (the schemas' limit) must reach their routes.
+    maxParamLength: 200,
+    schemaController: { compilersFactory: { buildValidator } },
   });
 
   const keys = await loadSigningKeys(db, ring);

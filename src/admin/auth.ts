@@ -18,7 +18,8 @@ export function adminResourceFor(issuer: string): string {
 }
 
 export async function authenticateAdminCall(provider: Provider, issuer: string, authorization: string | undefined): Promise<AdminCaller> {
-  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(authorization ?? "");
+  // The scheme is case-insensitive (RFC 7235 section 2.1).
+  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization ?? "");
   if (!match) throw new AppError("unauthorized", "a Bearer access token is required");
   const token = await provider.ClientCredentials.find(match[1]!);
   if (!token || token.isExpired) throw new AppError("unauthorized", "the access token is not active");

@@ -17,7 +17,8 @@ import { createUser, deleteUser, getUser, listUsers, setUserPassword, updateUser
 import { bulkRevoke, revokeGrant, revokeSession, revokeUserGrants, revokeUserSessions } from "../services/revocation.ts";
 import { listUserGrants, listUserSessions } from "../services/access.ts";
 import { listPasskeys, removePasskey } from "../services/passkeys.ts";
-import { createClient, deleteClient, getClient, listClients, updateClient, type MetadataValidator } from "../services/clients.ts";
+import { createClient, deleteClient, getClient, listClients, updateClient } from "../services/clients.ts";
+import { providerClientValidator } from "../oidc/client-validation.ts";
 import { listAudit } from "../services/audit-log.ts";
 
 declare module "fastify" {
@@ -64,17 +65,30 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     for (const method of [route.method].flat()) {
       if (method === "HEAD") continue;
       const key = `${method} ${route.url}`;
+      if (route.url === "/admin/v1/*") continue;
       if (!adminRouteScopes[key] && !publicAdminRoutes.has(key)) throw new Error(`admin route ${key} has no scope in src/admin/scopes.ts`);
     }
   });
 
-  app.addHook("onRequest", async (request) => {
+  app.addHook("onRequest", async (request, reply) => {
+    // Responses can carry secrets (a new client's secret): never cached.
+    reply.header("cache-control", "no-store");
     const key = `${request.method} ${request.routeOptions.url}`;
     if (publicAdminRoutes.has(key)) return;
     const required = adminRouteScopes[key];
-    if (!required) return; // unmatched: the 404 handler answers
-    const caller = await authenticateAdminCall(ctx.host.provider, config.issuer, request.headers.authorization);
-    if (!scopeSatisfies(caller.scopes, required)) throw new AppError("forbidden", `this call needs the ${required} scope`);
+    if (!required) return; // unmatched: the catch-all below answers 404
+    let caller: AdminCaller;
+    try {
+      caller = await authenticateAdminCall(ctx.host.provider, config.issuer, request.headers.authorization);
+    } catch (error) {
+      // RFC 6750 section 3: tell the caller how to authenticate.
+      reply.header("www-authenticate", request.headers.authorization ? 'Bearer realm="gatehouse-admin", error="invalid_token"' : 'Bearer realm="gatehouse-admin"');
+      throw error;
+    }
+    if (!scopeSatisfies(caller.scopes, required)) {
+      reply.header("www-authenticate", `Bearer realm="gatehouse-admin", error="insufficient_scope", scope="${required}"`);
+      throw new AppError("forbidden", `this call needs the ${required} scope`);
+    }
     request.adminCaller = caller;
   });
 
@@ -84,16 +98,14 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     ip: request.ip,
     userAgent: request.headers["user-agent"],
   });
-  // oidc-provider's own client validation, on top of our rules.
-  const validateClient: MetadataValidator = async (metadata) => {
-    try {
-      await ctx.host.provider.Client.validate(metadata as never);
-    } catch (error) {
-      throw new AppError("invalid_client_metadata", (error as { error_description?: string }).error_description ?? (error as Error).message);
-    }
-  };
+  const validateClient = providerClientValidator(() => ctx.host.provider);
 
   app.get("/admin/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  // Anything else under /admin/v1 is a JSON 404, not oidc-provider's catch-all.
+  app.all("/admin/v1/*", { schema: { hide: true } }, async (request) => {
+    throw new AppError("not_found", `no route for ${request.method} ${request.url.split("?")[0]}`);
+  });
 
   // Users
   app.post<{ Body: S.CreateUserBody }>(

@@ -13,6 +13,11 @@ import { createClient, listClients } from "../services/clients.ts";
 import { createUser, setUserPasswordByEmail } from "../services/users.ts";
 import { cliOperator } from "../services/actor.ts";
 import { verifyAuditChain } from "../services/audit.ts";
+import { ensureSigningKeys, loadSigningKeys } from "../oidc/keys.ts";
+import { createProvider } from "../oidc/provider.ts";
+import { createClientStore } from "../oidc/client-store.ts";
+import { providerClientValidator } from "../oidc/client-validation.ts";
+import { cookieKeysFor } from "../crypto/master-keys.ts";
 
 class UsageError extends Error {}
 
@@ -118,7 +123,16 @@ async function run(argv: string[]): Promise<void> {
       "first-party": { type: "boolean" },
     });
     if (typeof v.name !== "string") throw new UsageError("clients create needs --name");
-    await withRuntime(config, async ({ db, ring }) =>
+    await withRuntime(config, async ({ db, ring }) => {
+      // The provider's own metadata validation, as the admin API does.
+      await ensureSigningKeys(db, ring);
+      const provider = createProvider({
+        config,
+        prisma: db.prisma,
+        clients: createClientStore(db.prisma, ring),
+        keys: await loadSigningKeys(db, ring),
+        cookieKeys: cookieKeysFor(config, ring),
+      });
       print(
         await createClient(db, ring, {
           name: v.name as string,
@@ -128,9 +142,9 @@ async function run(argv: string[]): Promise<void> {
           grantTypes: typeof v["grant-types"] === "string" ? v["grant-types"].split(",").map((g) => g.trim()) : undefined,
           scope: v.scope as string | undefined,
           firstParty: v["first-party"] as boolean | undefined,
-        }, cliOperator),
-      ),
-    );
+        }, cliOperator, providerClientValidator(() => provider)),
+      );
+    });
     return;
   }
 

@@ -82,3 +82,8 @@ export function loadMasterKeyRing(config: Pick<Config, "masterKeys" | "keysDir" 
   if (key.length !== 32) throw new MasterKeyError(`${file} does not hold a base64-encoded 32-byte key`);
   return createMasterKeyRing([key]);
 }
+
+/** The cookie signing keys: COOKIE_SECRETS, or outside production a key derived from the master key. */
+export function cookieKeysFor(config: Pick<Config, "cookieSecrets">, ring: MasterKeyRing): string[] {
+  return config.cookieSecrets ? [...config.cookieSecrets] : [ring.derive("cookie-keys")];
+}

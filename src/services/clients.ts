@@ -139,6 +139,10 @@ export function buildClientMetadata(input: CreateClientInput): Record<string, un
   }
   const defaultScope = usesCode ? "openid profile email offline_access" : "";
   const scope = parseScope(input.scope ?? defaultScope).join(" ");
+  if (!scope) throw new AppError("invalid_client_metadata", "scope must name at least one scope (for client_credentials, e.g. admin:read)");
+  // Private-use schemes (com.example.app:/cb) belong to native apps (RFC 8252),
+  // which oidc-provider accepts only with application_type "native".
+  const native = [...redirectUris, ...postLogoutRedirectUris].some((uri) => !/^https?:/i.test(uri));
   return {
     client_name: name,
     redirect_uris: redirectUris,
@@ -147,6 +151,7 @@ export function buildClientMetadata(input: CreateClientInput): Record<string, un
     response_types: usesCode ? ["code"] : [],
     scope,
     token_endpoint_auth_method: authMethod,
+    ...(native && { application_type: "native" }),
     ...(jwksUri && { jwks_uri: jwksUri }),
     ...(backchannelLogoutUri && { backchannel_logout_uri: backchannelLogoutUri }),
   };

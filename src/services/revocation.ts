@@ -22,12 +22,16 @@ export async function revokeUserAccess(tx: Tx, userId: string): Promise<Revocati
   return { grants, sessions };
 }
 
-/** Ends every session of a user (sign out everywhere). */
-export async function revokeUserSessions(db: Database, userId: string, actor: Actor): Promise<number> {
+/**
+ * Sign out everywhere: ends every session of a user and revokes their grants,
+ * so that offline (refresh) tokens, which outlive sessions by design, stop too:
+ * SPEC section 8 promises that after a revoking DELETE the refresh token is refused.
+ */
+export async function revokeUserSessions(db: Database, userId: string, actor: Actor): Promise<RevocationCount> {
   return db.prisma.$transaction(async (tx) => {
-    const sessions = await deleteSessionsOfAccount(tx, userId);
-    await appendAuditEvent(tx, db.provider, { type: "sessions.revoked", ...actor, userId, data: { sessions } });
-    return sessions;
+    const revoked = await revokeUserAccess(tx, userId);
+    await appendAuditEvent(tx, db.provider, { type: "sessions.revoked", ...actor, userId, data: { ...revoked, scope: "everywhere" } });
+    return revoked;
   });
 }
 

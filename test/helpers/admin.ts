@@ -223,8 +223,10 @@ export async function signIn(
   const { prisma } = running.db;
   const accessRow = await prisma.oidcRecord.findUnique({ where: { model_id: { model: "AccessToken", id: tokens.access_token } } });
   if (!accessRow?.grantId) throw new Error("the access token has no row with a grantId");
-  const session = await prisma.oidcRecord.findFirst({ where: { model: "Session", accountId: user.id }, orderBy: { createdAt: "desc" } });
-  if (!session) throw new Error("no session row for the signed-in user");
+  // The session cookie holds the Session row's id.
+  const sessionCookie = /(?:^|; )_session=([^;]+)/.exec(browser.jar.header(new URL("/", running.url)))?.[1];
+  const session = sessionCookie ? await prisma.oidcRecord.findUnique({ where: { model_id: { model: "Session", id: sessionCookie } } }) : null;
+  if (!session || session.accountId !== user.id) throw new Error("no session row for the signed-in user");
   return {
     user,
     client,
