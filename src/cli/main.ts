@@ -14,7 +14,6 @@ import { createUser, setUserPasswordByEmail } from "../services/users.ts";
 import { cliOperator } from "../services/actor.ts";
 import { verifyAuditChain } from "../services/audit.ts";
 import { ensureSigningKeys, loadSigningKeys } from "../oidc/keys.ts";
-import { createProvider } from "../oidc/provider.ts";
 import { createClientStore } from "../oidc/client-store.ts";
 import { providerClientValidator } from "../oidc/client-validation.ts";
 import { cookieKeysFor } from "../crypto/master-keys.ts";
@@ -50,6 +49,24 @@ async function readStdin(): Promise<string> {
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   // One trailing newline is the end of the line, not part of the secret.
   return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}
+
+/**
+ * oidc-provider, loaded only by the commands that need it. On Node 20 it
+ * prints an "Unsupported runtime" notice when loaded (README, Node.js
+ * versions); the CLI's stderr is for errors (SPEC section 7), so that one
+ * notice is held back.
+ */
+async function loadProviderModule() {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!String(args[0]).includes("Unsupported runtime")) warn(...args);
+  };
+  try {
+    return await import("../oidc/provider.ts");
+  } finally {
+    console.warn = warn;
+  }
 }
 
 function print(value: unknown): void {
@@ -126,6 +143,7 @@ async function run(argv: string[]): Promise<void> {
     await withRuntime(config, async ({ db, ring }) => {
       // The provider's own metadata validation, as the admin API does.
       await ensureSigningKeys(db, ring);
+      const { createProvider } = await loadProviderModule();
       const provider = createProvider({
         config,
         prisma: db.prisma,
