@@ -1,0 +1,72 @@
+/**
+ * Several Gatehouse instances on one database behind a round-robin "load
+ * balancer" (a small HTTP proxy on 127.0.0.1): the topology of SPEC section 11.
+ * The issuer is the proxy's URL, as it would be the load balancer's.
+ */
+import { createServer, request as httpRequest } from "node:http";
+import type { Test } from "tap";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../../src/app.ts";
+import type { Config } from "../../src/config.ts";
+import type { Database, DatabaseProvider } from "../../src/db/database.ts";
+import { loadMasterKeyRing, type MasterKeyRing } from "../../src/crypto/master-keys.ts";
+import { ensureSigningKeys } from "../../src/oidc/keys.ts";
+import { createTestDatabase } from "./databases.ts";
+import { testConfig } from "./config.ts";
+import { freePort } from "./processes.ts";
+
+export interface Instance {
+  app: FastifyInstance;
+  db: Database;
+  /** The instance's own address, bypassing the balancer. */
+  url: string;
+}
+
+export interface Cluster {
+  /** The issuer: the balancer's URL. */
+  url: string;
+  config: Config;
+  ring: MasterKeyRing;
+  instances: Instance[];
+  /** Which instance served each request through the balancer, in order. */
+  served: number[];
+}
+
+export async function startCluster(t: Test, provider: DatabaseProvider, size = 2, env: Record<string, string> = {}): Promise<Cluster> {
+  const database = await createTestDatabase(t, provider);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const config = testConfig(t, { DATABASE_URL: database.url, ISSUER: url, PORT: String(port), ...env });
+  const ring = loadMasterKeyRing(config);
+  const instances: Instance[] = [];
+  for (let i = 0; i < size; i++) {
+    // Each instance has its own connection pool, as separate processes would.
+    const db = await database.open();
+    if (i === 0) await ensureSigningKeys(db, ring);
+    const app = await buildApp({ config, db, ring, logger: false });
+    t.teardown(() => app.close());
+    const own = await freePort();
+    await app.listen({ port: own, host: "127.0.0.1" });
+    instances.push({ app, db, url: `http://127.0.0.1:${own}` });
+  }
+
+  const served: number[] = [];
+  let next = 0;
+  const balancer = createServer((req, res) => {
+    const index = next++ % instances.length;
+    served.push(index);
+    const target = new URL(instances[index]!.url);
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => balancer.listen(port, "127.0.0.1", resolve));
+  t.teardown(() => new Promise<void>((resolve) => balancer.close(() => resolve())));
+  return { url, config, ring, instances, served };
+}
