@@ -27,7 +27,7 @@ export function relyingPartyFor(issuer: string): RelyingParty {
 }
 
 /** The WebAuthn user handle for a user: the bytes of our user id. */
-export function userHandleOf(userId: string): Uint8Array<ArrayBuffer> {
+function userHandleOf(userId: string): Uint8Array<ArrayBuffer> {
   return new Uint8Array(Buffer.from(userId, "utf8"));
 }
 

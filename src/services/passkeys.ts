@@ -25,7 +25,6 @@ import {
   checkRegistration,
   createAuthenticationOptions,
   createRegistrationOptions,
-  userHandleOf,
   type RelyingParty,
 } from "../auth/passkeys.ts";
 import { appendAuditEvent, recordAuditEvent, type AuditInput } from "./audit.ts";
@@ -241,5 +240,3 @@ export async function removePasskey(
 export async function auditPasskeyFailure(db: Database, reason: string, userId: string | undefined, context: Context): Promise<void> {
   await recordAuditEvent(db, { type: "sign_in.failed", actorType: "user", actorId: userId, userId, ...context, data: { method: "passkey", reason } });
 }
-
-export { userHandleOf };
