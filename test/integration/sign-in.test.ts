@@ -257,8 +257,9 @@ t.test("the sixth failed attempt gets 429 with Retry-After, and then even the ri
     t.equal(res.status, 401, `failure ${attempt}: 401`);
     t.equal(errorParagraph(res.body), invalidCredentials, `failure ${attempt}: "${invalidCredentials}"`);
   }
-  // 250 ms before the second answer, doubling: the fifth waits 2 s.
-  t.ok(elapsed[4]! - elapsed[0]! >= 1500, `later failures are answered more slowly (${elapsed.map((ms) => Math.round(ms)).join(", ")} ms)`);
+  // 250 ms before the second answer, doubling: the fifth waits at least 2 s.
+  // Only lower bounds are asserted: a loaded machine makes answers slower, never faster.
+  t.ok(elapsed[1]! >= 250 && elapsed[4]! >= 2000, `later failures are answered more slowly (${elapsed.map((ms) => Math.round(ms)).join(", ")} ms)`);
 
   const sixth = await postSignIn(browser, page, user.email, "still-the-wrong-password");
   t.equal(sixth.status, 429, "the sixth attempt: 429");
