@@ -12,7 +12,8 @@ import { renderPage } from "../views.ts";
 import { findUserById } from "../db/users.ts";
 import { relyingPartyFor } from "../auth/passkeys.ts";
 import { finishPasskeyRegistration, listPasskeys, removePasskey, startPasskeyRegistration } from "../services/passkeys.ts";
-import { changeOwnPassword, listSessions, signOutOtherSessions } from "../services/account.ts";
+import { changeOwnPassword, signOutOtherSessions } from "../services/account.ts";
+import { listUserSessions } from "../services/access.ts";
 import { AppError } from "../errors.ts";
 import { accountClientId } from "../oidc/account-client.ts";
 
@@ -59,7 +60,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
       }).toString();
       return reply.redirect(url.href, 303);
     }
-    const [passkeys, sessions] = await Promise.all([listPasskeys(ctx.db, account.user.id), listSessions(ctx.db, account.user.id)]);
+    const [passkeys, sessions] = await Promise.all([listPasskeys(ctx.db, account.user.id), listUserSessions(ctx.db, account.user.id)]);
     return reply.type("text/html").send(
       renderPage("account", {
         user: account.user,

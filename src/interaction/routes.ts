@@ -9,6 +9,7 @@ import { renderPage } from "../views.ts";
 import { signInWithPassword } from "../services/sign-in.ts";
 import { scopeDescriptions } from "./scopes.ts";
 import { AppError } from "../errors.ts";
+import { findUserById } from "../db/users.ts";
 import { relyingPartyFor } from "../auth/passkeys.ts";
 import { auditPasskeyFailure, finishPasskeyAuthentication, startPasskeyAuthentication } from "../services/passkeys.ts";
 
@@ -75,7 +76,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
         return reply.redirect(to, 303);
       }
       const accountId = interaction.session?.accountId;
-      const user = accountId ? await ctx.db.prisma.user.findUnique({ where: { id: accountId }, select: { email: true } }) : null;
+      const user = accountId ? await findUserById(ctx.db.prisma, accountId) : null;
       const details = interaction.prompt.details as { missingOIDCScope?: string[] };
       const scopes = (details.missingOIDCScope ?? []).map((name) => ({ name, description: scopeDescriptions[name] ?? name }));
       return reply.type("text/html").send(renderPage("consent", { uid, clientName: client.clientName ?? client.clientId, scopes, email: user?.email ?? "", csrf: csrf.token(uid) }));

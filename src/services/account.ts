@@ -4,7 +4,7 @@
  * sessions and revokes every grant (SPEC section 7).
  */
 import type { Database } from "../db/database.ts";
-import { deleteOtherSessions, listSessionsOfAccount, type SessionSummary } from "../db/sessions.ts";
+import { deleteOtherSessions } from "../db/sessions.ts";
 import { deleteGrantsAndTokens } from "../db/revocations.ts";
 import { checkPasswordPolicy, hashPassword, verifyPassword, type Argon2Params } from "../auth/passwords.ts";
 import type { SignInLimiter } from "../auth/sign-in-limiter.ts";
@@ -13,10 +13,6 @@ import { appendAuditEvent, type AuditInput } from "./audit.ts";
 import { AppError } from "../errors.ts";
 
 type Context = Pick<AuditInput, "ip" | "userAgent">;
-
-export async function listSessions(db: Database, userId: string): Promise<SessionSummary[]> {
-  return listSessionsOfAccount(db.prisma, userId);
-}
 
 /** "Sign out other devices": ends every session of the user but `currentSessionId`. */
 export async function signOutOtherSessions(db: Database, user: UserRow, currentSessionId: string, context: Context): Promise<number> {
