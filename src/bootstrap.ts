@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import { openDatabase, type Database } from "./db/database.ts";
 import { migrateDatabase } from "./db/migrate.ts";
 import { loadMasterKeyRing, type MasterKeyRing } from "./crypto/master-keys.ts";
+import { auditKeyOf } from "./services/audit.ts";
 import { ensureSigningKeys } from "./oidc/keys.ts";
 
 export interface Runtime {
@@ -21,7 +22,7 @@ export interface Runtime {
 export async function bootstrap(config: Config, { migrate = true, ensureKeys = true } = {}): Promise<Runtime> {
   const migrated = migrate ? await migrateDatabase(config.databaseUrl, config.databaseProvider) : [];
   const ring = loadMasterKeyRing(config);
-  const db = await openDatabase(config.databaseUrl, config.databaseProvider);
+  const db = await openDatabase(config.databaseUrl, config.databaseProvider, { auditKey: auditKeyOf(ring) });
   try {
     const createdKeys = ensureKeys ? await ensureSigningKeys(db, ring) : [];
     return { db, ring, migrated, createdKeys };

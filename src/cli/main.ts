@@ -29,7 +29,7 @@ const usage = `usage: gatehouse <command>
                  [--grant-types authorization_code,refresh_token,client_credentials]
                  [--scope "openid profile email offline_access"] [--first-party]
   clients list
-  audit verify`;
+  audit verify [--head SEQ:HASH]`;
 
 function parse(args: string[], options: NonNullable<ParseArgsConfig["options"]>) {
   for (const arg of args) {
@@ -67,6 +67,13 @@ async function loadProviderModule() {
   } finally {
     console.warn = warn;
   }
+}
+
+/** `--head SEQ:HASH`, as printed by an earlier `audit verify` (head.seq and head.hash). */
+function parseHead(text: string): { seq: number; hash: string } {
+  const match = /^(\d{1,15}):(\S{1,200})$/.exec(text);
+  if (!match) throw new UsageError("--head takes SEQ:HASH, the head printed by an earlier audit verify");
+  return { seq: Number(match[1]), hash: match[2]! };
 }
 
 function print(value: unknown): void {
@@ -173,14 +180,15 @@ async function run(argv: string[]): Promise<void> {
   }
 
   if (command === "audit" && sub === "verify") {
-    parse(rest, {});
-    await withRuntime(config, async ({ db }) => {
-      const result = await verifyAuditChain(db);
+    const v = parse(rest, { head: { type: "string" } });
+    const kept = typeof v.head === "string" ? parseHead(v.head) : undefined;
+    await withRuntime(config, async ({ db, ring }) => {
+      const result = await verifyAuditChain(db, ring, kept);
       if (result.ok) {
-        print({ ok: true, events: result.events });
+        print({ ok: true, events: result.events, head: result.head });
         return;
       }
-      print({ ok: false, events_checked: result.events, first_bad_event: result.firstBad });
+      print({ ok: false, events_checked: result.events, head: result.head, first_bad_event: result.firstBad });
       process.stderr.write(`gatehouse: audit chain broken at event ${result.firstBad.id} (seq ${result.firstBad.seq}): ${result.firstBad.reason}\n`);
       process.exitCode = 1;
     });

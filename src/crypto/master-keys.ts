@@ -17,8 +17,20 @@ export interface MasterKeyRing {
   decrypt(jwe: string): Promise<string>;
   /** Derives a stable secret for `purpose` from the newest master key (HKDF-SHA256). */
   derive(purpose: string): string;
+  /**
+   * Derives a 32-byte key for `purpose` from the master key `kid` (default:
+   * the newest), for values that must say which master key keyed them (the
+   * audit chain). Throws MasterKeyError for a kid that is not in the ring.
+   */
+  deriveKey(purpose: string, kid?: string): DerivedKey;
   /** The ring's key ids, newest first. */
   readonly kids: readonly string[];
+}
+
+export interface DerivedKey {
+  /** The id of the master key it was derived from. */
+  kid: string;
+  key: Buffer;
 }
 
 export class MasterKeyError extends Error {
@@ -28,6 +40,10 @@ export class MasterKeyError extends Error {
 
 function kidOf(key: Buffer): string {
   return createHash("sha256").update(key).digest("base64url").slice(0, 16);
+}
+
+function hkdf(key: Uint8Array, purpose: string): Buffer {
+  return Buffer.from(hkdfSync("sha256", key, Buffer.alloc(0), `gatehouse:${purpose}`, 32));
 }
 
 /** Builds a ring from raw 32-byte keys, newest first. */
@@ -58,7 +74,12 @@ export function createMasterKeyRing(keys: readonly Buffer[]): MasterKeyRing {
       return new TextDecoder().decode(plaintext);
     },
     derive(purpose) {
-      return Buffer.from(hkdfSync("sha256", newest.key, Buffer.alloc(0), `gatehouse:${purpose}`, 32)).toString("base64url");
+      return hkdf(newest.key, purpose).toString("base64url");
+    },
+    deriveKey(purpose, kid = newest.kid) {
+      const entry = entries.find((e) => e.kid === kid);
+      if (!entry) throw new MasterKeyError(`master key ${kid} is not in MASTER_KEYS`);
+      return { kid, key: hkdf(entry.key, purpose) };
     },
   };
 }

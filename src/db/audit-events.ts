@@ -1,4 +1,4 @@
-/** Queries on AuditEvent, the hash-chained audit log. */
+/** Queries on AuditEvent, the keyed hash chain of the audit log (services/audit.ts). */
 import type { DatabaseProvider, PrismaClient, Tx } from "./database.ts";
 
 export interface AuditRow {
@@ -33,6 +33,15 @@ export async function findLastAuditHash(tx: Tx): Promise<string | undefined> {
 
 export async function insertAuditEvent(tx: Tx, row: Omit<AuditRow, "seq">): Promise<void> {
   await tx.auditEvent.create({ data: row });
+}
+
+/** The newest event's sequence number and hash, or null for an empty log. */
+export async function findAuditHead(prisma: PrismaClient): Promise<Pick<AuditRow, "seq" | "hash"> | null> {
+  return prisma.auditEvent.findFirst({ orderBy: { seq: "desc" }, select: { seq: true, hash: true } });
+}
+
+export async function findAuditEventBySeq(prisma: PrismaClient, seq: number): Promise<Pick<AuditRow, "id" | "hash"> | null> {
+  return prisma.auditEvent.findUnique({ where: { seq }, select: { id: true, hash: true } });
 }
 
 /** Events newest first, `limit` at most, before sequence number `beforeSeq`. */

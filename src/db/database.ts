@@ -7,6 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { PrismaClient } from "./generated/sqlite/client.ts";
+import type { DerivedKey } from "../crypto/master-keys.ts";
 
 export type DatabaseProvider = "sqlite" | "postgresql";
 export type { PrismaClient };
@@ -16,6 +17,11 @@ export type Tx = Omit<PrismaClient, "$connect" | "$disconnect" | "$on" | "$trans
 export interface Database {
   readonly prisma: PrismaClient;
   readonly provider: DatabaseProvider;
+  /**
+   * The key that chains new audit events (an HMAC key derived from the newest
+   * master key); undefined for a process that only migrates or reads.
+   */
+  readonly auditKey: DerivedKey | undefined;
   /** Throws when the database cannot answer a trivial query (readiness probe). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -29,6 +35,8 @@ export function sqlitePath(url: string): string {
 export interface OpenOptions {
   /** Called with the SQL of every query (to count queries on hot paths). */
   onQuery?: (sql: string) => void;
+  /** See Database.auditKey. */
+  auditKey?: DerivedKey;
 }
 
 /** Opens a Prisma client for `url` through the matching driver adapter. */
@@ -57,6 +65,7 @@ export async function openDatabase(url: string, provider: DatabaseProvider, opti
   return {
     prisma,
     provider,
+    auditKey: options.auditKey,
     async ping() {
       await prisma.$queryRawUnsafe("SELECT 1");
     },

@@ -18,7 +18,7 @@ type Context = Pick<AuditInput, "ip" | "userAgent">;
 export async function signOutOtherSessions(db: Database, user: UserRow, currentSessionId: string, context: Context): Promise<number> {
   return db.prisma.$transaction(async (tx) => {
     const sessions = await deleteOtherSessions(tx, user.id, currentSessionId);
-    await appendAuditEvent(tx, db.provider, { type: "sessions.revoked", actorType: "user", actorId: user.id, userId: user.id, ...context, data: { sessions, scope: "other_devices" } });
+    await appendAuditEvent(tx, db, { type: "sessions.revoked", actorType: "user", actorId: user.id, userId: user.id, ...context, data: { sessions, scope: "other_devices" } });
     return sessions;
   });
 }
@@ -48,7 +48,7 @@ export async function changeOwnPassword(
     await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
     const sessions = await deleteOtherSessions(tx, user.id, input.currentSessionId);
     const grants = await deleteGrantsAndTokens(tx, { accountId: user.id });
-    await appendAuditEvent(tx, db.provider, {
+    await appendAuditEvent(tx, db, {
       type: "password.changed",
       actorType: "user",
       actorId: user.id,

@@ -1,13 +1,18 @@
 /**
- * The audit log (SPEC section 8): what happened, who did it, to whom, from
+ * The audit log (docs/SECURITY.md): what happened, who did it, to whom, from
  * where. Events are written in the same transaction as the change they record
- * and chained by hash: each event's hash covers its content and the previous
- * event's hash, so editing or deleting a past event breaks every later link,
- * which verifyAuditChain() finds.
+ * and chained: each event's hash is an HMAC-SHA256, under a key derived from
+ * the master key, over its content and the previous event's hash. Editing or
+ * deleting a past event breaks every later link, which verifyAuditChain()
+ * finds, and without the master key nobody can recompute a rewritten chain.
+ * Cutting events off the end leaves a valid shorter chain: verification
+ * reports the head (newest sequence number and hash) so that an operator who
+ * kept an earlier head can prove it is still there (`audit verify --head`).
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Database, Tx } from "../db/database.ts";
-import { findLastAuditHash, insertAuditEvent, lockAuditChain, walkAuditEvents, type AuditRow } from "../db/audit-events.ts";
+import { MasterKeyError, type DerivedKey, type MasterKeyRing } from "../crypto/master-keys.ts";
+import { findAuditEventBySeq, findAuditHead, findLastAuditHash, insertAuditEvent, lockAuditChain, walkAuditEvents, type AuditRow } from "../db/audit-events.ts";
 
 export type AuditActorType = "user" | "client" | "operator" | "system";
 
@@ -37,14 +42,28 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
-function hashEvent(prevHash: string, row: Omit<AuditRow, "seq" | "hash" | "prevHash">): string {
+const auditPurpose = "audit-chain";
+
+/** The key that chains new audit events: derived from the newest master key. */
+export function auditKeyOf(ring: MasterKeyRing): DerivedKey {
+  return ring.deriveKey(auditPurpose);
+}
+
+/**
+ * An event's hash: `<master key id>:<HMAC-SHA256 hex>` over the previous hash
+ * and the canonical JSON of the content. The key id lets verification pick
+ * the right key after the master key has been rotated.
+ */
+function hashEvent(key: DerivedKey, prevHash: string, row: Omit<AuditRow, "seq" | "hash" | "prevHash">): string {
   const content = canonicalJson({ ...row, createdAt: row.createdAt.toISOString() });
-  return createHash("sha256").update(prevHash).update("\n").update(content).digest("hex");
+  return `${key.kid}:${createHmac("sha256", key.key).update(prevHash).update("\n").update(content).digest("hex")}`;
 }
 
 /** Appends an event inside the caller's transaction `tx`. */
-export async function appendAuditEvent(tx: Tx, provider: Database["provider"], input: AuditInput): Promise<void> {
-  await lockAuditChain(tx, provider);
+export async function appendAuditEvent(tx: Tx, db: Pick<Database, "provider" | "auditKey">, input: AuditInput): Promise<void> {
+  // Fail before writing anything: an unchained event would break verification.
+  if (!db.auditKey) throw new Error("the audit log needs the master key: open the database with an audit key");
+  await lockAuditChain(tx, db.provider);
   const prevHash = (await findLastAuditHash(tx)) ?? genesis;
   const row = {
     id: randomUUID(),
@@ -58,26 +77,76 @@ export async function appendAuditEvent(tx: Tx, provider: Database["provider"], i
     userAgent: input.userAgent?.slice(0, 512) ?? null,
     data: JSON.stringify(input.data ?? {}),
   };
-  await insertAuditEvent(tx, { ...row, prevHash, hash: hashEvent(prevHash, row) });
+  await insertAuditEvent(tx, { ...row, prevHash, hash: hashEvent(db.auditKey, prevHash, row) });
 }
 
 /** Records an event that has no other change to share a transaction with. */
 export async function recordAuditEvent(db: Database, input: AuditInput): Promise<void> {
-  await db.prisma.$transaction((tx) => appendAuditEvent(tx, db.provider, input));
+  await db.prisma.$transaction((tx) => appendAuditEvent(tx, db, input));
 }
 
-export type ChainVerification = { ok: true; events: number } | { ok: false; events: number; firstBad: { seq: number; id: string; reason: string } };
+/** The newest event: what an operator keeps to prove later that nothing was cut from the end. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
 
-/** Walks the chain oldest first and names the first event that does not match. */
-export async function verifyAuditChain(db: Database): Promise<ChainVerification> {
+export type ChainVerification =
+  | { ok: true; events: number; head: ChainHead | null }
+  | { ok: false; events: number; head: ChainHead | null; firstBad: { seq: number; id: string; reason: string } };
+
+const sameText = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
+/**
+ * Walks the chain oldest first and names the first event that does not match.
+ * With `keptHead` (a head printed by an earlier verification), also checks
+ * that the event is still there with the same hash: deleting the newest
+ * events, which leaves a valid shorter chain, is found that way.
+ */
+export async function verifyAuditChain(db: Database, ring: MasterKeyRing, keptHead?: ChainHead): Promise<ChainVerification> {
+  const keys = new Map<string, DerivedKey | undefined>();
+  const keyFor = (kid: string) => {
+    if (!keys.has(kid)) {
+      try {
+        keys.set(kid, ring.deriveKey(auditPurpose, kid));
+      } catch (error) {
+        if (!(error instanceof MasterKeyError)) throw error;
+        keys.set(kid, undefined);
+      }
+    }
+    return keys.get(kid);
+  };
   let prevHash = genesis;
   let events = 0;
+  let firstBad: { seq: number; id: string; reason: string } | undefined;
   for await (const event of walkAuditEvents(db.prisma)) {
     events += 1;
     const { seq, hash, prevHash: storedPrev, ...content } = event;
-    if (storedPrev !== prevHash) return { ok: false, events, firstBad: { seq, id: event.id, reason: "previous hash does not match (an event before it was removed or altered)" } };
-    if (hashEvent(prevHash, content) !== hash) return { ok: false, events, firstBad: { seq, id: event.id, reason: "content does not match its hash" } };
+    const kid = hash.split(":", 1)[0]!;
+    const key = hash.includes(":") ? keyFor(kid) : undefined;
+    const reason =
+      storedPrev !== prevHash
+        ? "previous hash does not match (an event before it was removed or altered)"
+        : !hash.includes(":")
+          ? "the event is not keyed"
+          : !key
+            ? `keyed with master key ${kid}, which is not in MASTER_KEYS`
+            : !sameText(hashEvent(key, prevHash, content), hash)
+              ? "content does not match its hash"
+              : undefined;
+    if (reason) {
+      firstBad = { seq, id: event.id, reason };
+      break;
+    }
     prevHash = hash;
   }
-  return { ok: true, events };
+  if (!firstBad && keptHead) {
+    const kept = await findAuditEventBySeq(db.prisma, keptHead.seq);
+    if (!kept || !sameText(kept.hash, keptHead.hash)) {
+      firstBad = { seq: keptHead.seq, id: kept?.id ?? "", reason: kept ? "the kept head's hash does not match: the chain was rewritten" : "the kept head is gone: events were cut from the chain" };
+    }
+  }
+  const head = await findAuditHead(db.prisma);
+  if (firstBad) return { ok: false, events, head, firstBad };
+  return { ok: true, events, head };
 }

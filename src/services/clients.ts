@@ -199,7 +199,7 @@ export async function createClient(
       metadata,
       firstParty: input.firstParty ?? false,
     });
-    await appendAuditEvent(tx, db.provider, { type: "client.created", ...actor, clientId, data: { client_name: metadata.client_name, grant_types: metadata.grant_types, scope: metadata.scope } });
+    await appendAuditEvent(tx, db, { type: "client.created", ...actor, clientId, data: { client_name: metadata.client_name, grant_types: metadata.grant_types, scope: metadata.scope } });
   });
   return secret ? { client_id: clientId, client_secret: secret } : { client_id: clientId };
 }
@@ -240,7 +240,7 @@ export async function updateClient(
   await validate?.({ ...metadata, client_id: clientId, ...(usesSecret(metadata) && { client_secret: "unchanged-secret-for-validation-only" }) });
   const updated = await db.prisma.$transaction(async (tx) => {
     const next = await updateClientRow(tx, clientId, { name: metadata.client_name, metadata, firstParty: merged.firstParty ?? false });
-    await appendAuditEvent(tx, db.provider, { type: "client.updated", ...actor, clientId, data: { changes: Object.keys(input) } });
+    await appendAuditEvent(tx, db, { type: "client.updated", ...actor, clientId, data: { changes: Object.keys(input) } });
     return next;
   });
   return toClientView(updated);
@@ -254,7 +254,7 @@ export async function deleteClient(db: Database, clientId: string, actor: Actor)
     const grants = await deleteGrantsAndTokens(tx, { clientId });
     await tx.oidcRecord.deleteMany({ where: { clientId, model: { in: ["ClientCredentials", "AccessToken", "RefreshToken", "AuthorizationCode"] } } });
     await deleteClientRow(tx, clientId);
-    await appendAuditEvent(tx, db.provider, { type: "client.deleted", ...actor, clientId, data: { client_name: row.name, revoked: { grants } } });
+    await appendAuditEvent(tx, db, { type: "client.deleted", ...actor, clientId, data: { client_name: row.name, revoked: { grants } } });
     return { grants };
   });
 }

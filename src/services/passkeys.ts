@@ -116,7 +116,7 @@ export async function finishPasskeyRegistration(
       transports: JSON.stringify(verified.transports),
       name,
     });
-    await appendAuditEvent(tx, db.provider, {
+    await appendAuditEvent(tx, db, {
       type: "passkey.added",
       actorType: "user",
       actorId: user.id,
@@ -192,7 +192,7 @@ export async function finishPasskeyAuthentication(
   if (user.disabled) return { ok: false, reason: "disabled", user };
   const stored = await db.prisma.$transaction(async (tx) => {
     if (!(await updatePasskeyCounter(tx, passkey.id, passkey.counter, result.newCounter))) return false;
-    await appendAuditEvent(tx, db.provider, {
+    await appendAuditEvent(tx, db, {
       type: "sign_in.succeeded",
       actorType: "user",
       actorId: user.id,
@@ -227,7 +227,7 @@ export async function removePasskey(
       }
     }
     await deletePasskey(tx, passkeyId);
-    await appendAuditEvent(tx, db.provider, {
+    await appendAuditEvent(tx, db, {
       type: "passkey.removed",
       ...actor,
       userId: passkey.userId,

@@ -30,7 +30,7 @@ export async function revokeUserAccess(tx: Tx, userId: string): Promise<Revocati
 export async function revokeUserSessions(db: Database, userId: string, actor: Actor): Promise<RevocationCount> {
   return db.prisma.$transaction(async (tx) => {
     const revoked = await revokeUserAccess(tx, userId);
-    await appendAuditEvent(tx, db.provider, { type: "sessions.revoked", ...actor, userId, data: { ...revoked, scope: "everywhere" } });
+    await appendAuditEvent(tx, db, { type: "sessions.revoked", ...actor, userId, data: { ...revoked, scope: "everywhere" } });
     return revoked;
   });
 }
@@ -41,7 +41,7 @@ export async function revokeSession(db: Database, sessionId: string, actor: Acto
     const session = await tx.oidcRecord.findUnique({ where: { model_id: { model: "Session", id: sessionId } }, select: { accountId: true } });
     if (!session) throw new AppError("not_found", "no such session");
     await deleteSessionsWhere(tx, { id: sessionId });
-    await appendAuditEvent(tx, db.provider, { type: "session.revoked", ...actor, userId: session.accountId, data: { session_id: sessionId } });
+    await appendAuditEvent(tx, db, { type: "session.revoked", ...actor, userId: session.accountId, data: { session_id: sessionId } });
   });
 }
 
@@ -51,7 +51,7 @@ export async function revokeGrant(db: Database, grantId: string, actor: Actor): 
     const grant = await tx.oidcRecord.findUnique({ where: { model_id: { model: "Grant", id: grantId } }, select: { accountId: true, clientId: true } });
     if (!grant) throw new AppError("not_found", "no such grant");
     await deleteGrantsAndTokens(tx, { grantId });
-    await appendAuditEvent(tx, db.provider, { type: "grant.revoked", ...actor, userId: grant.accountId, clientId: grant.clientId, data: { grant_id: grantId } });
+    await appendAuditEvent(tx, db, { type: "grant.revoked", ...actor, userId: grant.accountId, clientId: grant.clientId, data: { grant_id: grantId } });
   });
 }
 
@@ -59,7 +59,7 @@ export async function revokeGrant(db: Database, grantId: string, actor: Actor): 
 export async function revokeUserGrants(db: Database, userId: string, clientId: string | undefined, actor: Actor): Promise<number> {
   return db.prisma.$transaction(async (tx) => {
     const grants = await deleteGrantsAndTokens(tx, { accountId: userId, clientId });
-    await appendAuditEvent(tx, db.provider, { type: "grants.revoked", ...actor, userId, clientId, data: { grants } });
+    await appendAuditEvent(tx, db, { type: "grants.revoked", ...actor, userId, clientId, data: { grants } });
     return grants;
   });
 }
@@ -84,7 +84,7 @@ export async function bulkRevoke(
       });
     }
     const sessions = filter.userId && !filter.clientId ? await deleteSessionsWhere(tx, { accountId: filter.userId, issuedBefore: filter.issuedBefore }) : 0;
-    await appendAuditEvent(tx, db.provider, {
+    await appendAuditEvent(tx, db, {
       type: "revocation.bulk",
       ...actor,
       userId: filter.userId,

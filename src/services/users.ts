@@ -98,7 +98,7 @@ export async function createUser(db: Database, argon2: Argon2Params, input: Crea
   try {
     const row = await db.prisma.$transaction(async (tx) => {
       const user = await insertUser(tx, { id: randomUUID(), email, name, role, passwordHash });
-      await appendAuditEvent(tx, db.provider, { type: "user.created", ...actor, userId: user.id, data: { email, role, with_password: passwordHash !== null } });
+      await appendAuditEvent(tx, db, { type: "user.created", ...actor, userId: user.id, data: { email, role, with_password: passwordHash !== null } });
       return user;
     });
     return toUserView(row);
@@ -128,7 +128,7 @@ export async function updateUser(db: Database, id: string, input: UpdateUserInpu
   const row = await db.prisma.$transaction(async (tx) => {
     const user = await updateUserRow(tx, id, data);
     const revoked = data.disabled === true ? await revokeUserAccess(tx, id) : undefined;
-    await appendAuditEvent(tx, db.provider, {
+    await appendAuditEvent(tx, db, {
       type: data.disabled === true && !before.disabled ? "user.disabled" : "user.updated",
       ...actor,
       userId: id,
@@ -145,7 +145,7 @@ export async function deleteUser(db: Database, id: string, actor: Actor): Promis
   await db.prisma.$transaction(async (tx) => {
     const revoked = await revokeUserAccess(tx, id);
     await deleteUserRow(tx, id);
-    await appendAuditEvent(tx, db.provider, { type: "user.deleted", ...actor, userId: id, data: { email: user.email, revoked } });
+    await appendAuditEvent(tx, db, { type: "user.deleted", ...actor, userId: id, data: { email: user.email, revoked } });
   });
 }
 
@@ -159,7 +159,7 @@ export async function setUserPassword(db: Database, argon2: Argon2Params, id: st
   const row = await db.prisma.$transaction(async (tx) => {
     const user = await updateUserRow(tx, id, { passwordHash });
     const revoked = await revokeUserAccess(tx, id);
-    await appendAuditEvent(tx, db.provider, { type: "password.changed", ...actor, userId: id, data: { revoked } });
+    await appendAuditEvent(tx, db, { type: "password.changed", ...actor, userId: id, data: { revoked } });
     return user;
   });
   return toUserView(row);

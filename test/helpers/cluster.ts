@@ -3,6 +3,7 @@
  * balancer" (a small HTTP proxy on 127.0.0.1): the topology of SPEC section 11.
  * The issuer is the proxy's URL, as it would be the load balancer's.
  */
+import { auditKeyOf } from "../../src/services/audit.ts";
 import { createServer, request as httpRequest } from "node:http";
 import type { Test } from "tap";
 import type { FastifyInstance } from "fastify";
@@ -41,7 +42,7 @@ export async function startCluster(t: Test, provider: DatabaseProvider, size = 2
   const instances: Instance[] = [];
   for (let i = 0; i < size; i++) {
     // Each instance has its own connection pool, as separate processes would.
-    const db = await database.open();
+    const db = await database.open({ auditKey: auditKeyOf(ring) });
     if (i === 0) await ensureSigningKeys(db, ring);
     const app = await buildApp({ config, db, ring, logger: false });
     t.teardown(() => app.close());

@@ -16,6 +16,7 @@ import { loadMasterKeyRing, type MasterKeyRing } from "../../src/crypto/master-k
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { createClient } from "../../src/services/clients.ts";
 import { createUser } from "../../src/services/users.ts";
+import { auditKeyOf } from "../../src/services/audit.ts";
 import { createTestDatabase } from "./databases.ts";
 import { testConfig } from "./config.ts";
 import { freePort } from "./processes.ts";
@@ -50,9 +51,9 @@ export async function buildTestApp(t: Test, { env = {}, open = {}, provider = "s
   let app: FastifyInstance | undefined;
   t.teardown(() => app?.close());
   const database = await createTestDatabase(t, provider);
-  const db = await database.open(open);
   const config = testConfig(t, { DATABASE_URL: database.url, ...env });
   const ring = loadMasterKeyRing(config);
+  const db = await database.open({ auditKey: auditKeyOf(ring), ...open });
   await ensureSigningKeys(db, ring);
   app = await buildApp({ config, db, ring, logger: false });
   return { app, config, db, ring };

@@ -317,7 +317,7 @@ async function verifySuite(t: Test, provider: DatabaseProvider) {
   t.test("an intact chain verifies: exit 0", async (t) => {
     const res = await verify(running);
     t.equal(res.code, 0, res.stderr);
-    t.same(res.json, { ok: true, events: events.length });
+    t.same(res.json, { ok: true, events: events.length, head: { seq: events.at(-1)!.seq, hash: events.at(-1)!.hash } });
   });
 
   /** Alters one column of one event, expects verify to name it, then puts it back. */
@@ -344,7 +344,7 @@ async function verifySuite(t: Test, provider: DatabaseProvider) {
   t.test("every alteration put back, the chain verifies again", async (t) => {
     const res = await verify(running);
     t.equal(res.code, 0, res.stderr);
-    t.same(res.json, { ok: true, events: events.length });
+    t.same(res.json, { ok: true, events: events.length, head: { seq: events.at(-1)!.seq, hash: events.at(-1)!.hash } });
   });
 
   t.test("deleting an event in the middle is found: exit 1 naming the event after it", async (t) => {

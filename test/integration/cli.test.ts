@@ -10,14 +10,15 @@ import { createAdapterFactory } from "../../src/oidc/adapter.ts";
 import { createClientStore } from "../../src/oidc/client-store.ts";
 import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
+import { auditKeyOf } from "../../src/services/audit.ts";
 import { listMigrations } from "../../src/db/migrate.ts";
 
 const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-keys-"));
 t.teardown(() => rmSync(keysDir, { recursive: true, force: true }));
 const database = await createTestDatabase(t, "sqlite");
-const db = await database.open();
 const env = { DATABASE_URL: database.url, KEYS_DIR: keysDir };
 const ring = loadMasterKeyRing({ keysDir, masterKeys: undefined, production: false });
+const db = await database.open({ auditKey: auditKeyOf(ring) });
 
 t.test("users create reads the password from stdin and stores an argon2id hash", async (t) => {
   const result = await runCli(["users", "create", "--email", "Ada@Example.COM", "--name", "Ada", "--role", "admin", "--password-stdin"], env, "correct horse battery staple\n");

@@ -7,6 +7,7 @@
  * must be a 4xx that writes nothing but its audit event: no passkey row, no
  * counter change, no session.
  */
+import { auditKeyOf } from "../../src/services/audit.ts";
 import t, { type Test } from "tap";
 import { buildApp } from "../../src/app.ts";
 import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
@@ -54,11 +55,11 @@ async function startPasskeyApp(t: Test, env: Record<string, string> = {}): Promi
   // Added before the database's teardown, so the app closes first.
   t.teardown(() => app?.close());
   const database = await createTestDatabase(t, "sqlite");
-  const db = await database.open();
   const port = await freePort();
   const url = `http://localhost:${port}`;
   const config = testConfig(t, { DATABASE_URL: database.url, ISSUER: url, PORT: String(port), ...env });
   const ring = loadMasterKeyRing(config);
+  const db = await database.open({ auditKey: auditKeyOf(ring) });
   await ensureSigningKeys(db, ring);
   const logs: LogLine[] = [];
   app = await buildApp({
