@@ -34,6 +34,8 @@ export interface Config {
   readonly keyPublishAhead: number;
   /** Seconds between automatic rotations; undefined when `off`. */
   readonly keyRotationInterval: number | undefined;
+  /** Seconds since the last sign-in within which sensitive account changes are allowed without signing in again. */
+  readonly reauthMaxAge: number;
   /** Seconds between sweeps of expired rows. */
   readonly sweepInterval: number;
   /** Failed sign-ins allowed per account (and per account+IP) in a window. */
@@ -125,6 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
     keyPublishAhead: parseDuration("KEY_PUBLISH_AHEAD", read("KEY_PUBLISH_AHEAD"), "24h", 0),
     keyRotationInterval:
       rotation === "off" ? undefined : parseDuration("KEY_ROTATION_INTERVAL", rotation, "90d", 3600),
+    reauthMaxAge: parseDuration("REAUTH_MAX_AGE", read("REAUTH_MAX_AGE"), "10m", 1, 86400),
     sweepInterval: parseDuration("SWEEP_INTERVAL", read("SWEEP_INTERVAL"), "10m", 1),
     signInMaxFailures: parseInteger("SIGNIN_MAX_FAILURES", read("SIGNIN_MAX_FAILURES"), 5, 1, 1000),
     signInMaxFailuresPerIp: parseInteger("SIGNIN_MAX_FAILURES_PER_IP", read("SIGNIN_MAX_FAILURES_PER_IP"), 50, 1, 100000),

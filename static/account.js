@@ -15,6 +15,11 @@
       body: JSON.stringify(body || {}),
     }).then(function (res) {
       return res.json().then(function (json) {
+        // The last sign-in is too old for this change: sign in again, then come back.
+        if (res.status === 401 && json.location) {
+          window.location.assign(json.location);
+          return new Promise(function () {});
+        }
         if (!res.ok) throw new Error(json.error_description || "The passkey could not be added.");
         return json;
       });

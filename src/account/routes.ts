@@ -1,8 +1,11 @@
 /**
- * /account (SPEC section 9): the signed-in user's passkeys, sessions and
- * password. The page reads oidc-provider's session cookie; without a session
- * it sends the browser through sign-in with Gatehouse's own first-party
- * client (response_type=none: a session, no code or token).
+ * /account: the signed-in user's passkeys, sessions and password (README,
+ * Pages). The page reads oidc-provider's session cookie; without a session it
+ * sends the browser through sign-in with Gatehouse's own first-party client
+ * (response_type=none: a session, no code or token). Sensitive changes
+ * (passkeys, password) need a sign-in within REAUTH_MAX_AGE; an older session
+ * is sent through sign-in again with prompt=login (OpenID Connect Core 1.0
+ * section 3.1.2.1), so a stolen session cookie alone cannot add a way in.
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -17,6 +20,7 @@ import { listUserSessions } from "../services/access.ts";
 import { AppError } from "../errors.ts";
 import { accountClientId } from "../oidc/account-client.ts";
 
+/** Notices shown after a redirect, by code: the query string never carries text. */
 const notices: Record<string, string> = {
   "passkey-removed": "The passkey was removed.",
   "signed-out-others": "Your other devices were signed out.",
@@ -34,7 +38,57 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     if (!accountId || !session.jti) return undefined;
     const user = await findUserById(ctx.db.prisma, accountId);
     if (!user || user.disabled) return undefined;
-    return { user, sessionId: session.jti, csrf: ctx.csrf.token(`session:${session.jti}`) };
+    const grantIds = Object.values(session.authorizations ?? {}).flatMap((a) => (a.grantId ? [a.grantId] : []));
+    // loginTs: when the person last proved who they are in this session (epoch seconds).
+    const recent = typeof session.loginTs === "number" && Date.now() / 1000 - session.loginTs <= ctx.config.reauthMaxAge;
+    return { user, sessionId: session.jti, grantIds, recent, csrf: ctx.csrf.token(`session:${session.jti}`) };
+  }
+  type Account = NonNullable<Awaited<ReturnType<typeof signedIn>>>;
+
+  /** Sign-in through the account client; `reauth` asks for a password or passkey even with a session. */
+  function signInUrl(reauth?: { email: string }): string {
+    const url = new URL("/auth", ctx.config.issuer);
+    url.search = new URLSearchParams({
+      client_id: accountClientId,
+      response_type: "none",
+      scope: "openid",
+      redirect_uri: `${ctx.config.issuer}/account`,
+      state: randomBytes(12).toString("base64url"),
+      ...(reauth && { prompt: "login", login_hint: reauth.email }),
+    }).toString();
+    return url.href;
+  }
+
+  /** Renders /account; errors are rendered here rather than passed through a redirect. */
+  async function renderAccount(reply: FastifyReply, account: Account, message: { notice?: string; error?: string } = {}) {
+    const [passkeys, sessions] = await Promise.all([listPasskeys(ctx.db, account.user.id), listUserSessions(ctx.db, account.user.id)]);
+    return reply.type("text/html").send(
+      renderPage("account", {
+        user: account.user,
+        passkeys,
+        sessions: sessions.map((s) => ({ ...s, current: s.id === account.sessionId })),
+        csrf: account.csrf,
+        nonce: reply.cspNonce.script,
+        recent: account.recent,
+        ...message,
+      }),
+    );
+  }
+
+  /**
+   * For sensitive changes: a sign-in within REAUTH_MAX_AGE. A form post is
+   * redirected through sign-in (and answered here with true); a JSON call gets
+   * 401 with the place to go.
+   */
+  function reauthenticate(request: FastifyRequest, reply: FastifyReply, account: Account): boolean {
+    if (account.recent) return false;
+    const location = signInUrl({ email: account.user.email });
+    if ((request.headers["content-type"] ?? "").includes("application/json")) {
+      reply.code(401).send({ error: "login_required", error_description: "Sign in again to make this change.", location });
+    } else {
+      reply.redirect(location, 303);
+    }
+    return true;
   }
 
   /** For every state change: a session and the CSRF token bound to it. */
@@ -47,36 +101,17 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
 
   const where = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers["user-agent"] });
 
-  app.get<{ Querystring: { notice?: string; error?: string } }>("/account", async (request, reply) => {
+  app.get<{ Querystring: { notice?: string } }>("/account", async (request, reply) => {
     const account = await signedIn(request, reply);
-    if (!account) {
-      const url = new URL("/auth", ctx.config.issuer);
-      url.search = new URLSearchParams({
-        client_id: accountClientId,
-        response_type: "none",
-        scope: "openid",
-        redirect_uri: `${ctx.config.issuer}/account`,
-        state: randomBytes(12).toString("base64url"),
-      }).toString();
-      return reply.redirect(url.href, 303);
-    }
-    const [passkeys, sessions] = await Promise.all([listPasskeys(ctx.db, account.user.id), listUserSessions(ctx.db, account.user.id)]);
-    return reply.type("text/html").send(
-      renderPage("account", {
-        user: account.user,
-        passkeys,
-        sessions: sessions.map((s) => ({ ...s, current: s.id === account.sessionId })),
-        csrf: account.csrf,
-        nonce: reply.cspNonce.script,
-        notice: notices[request.query.notice ?? ""],
-        error: typeof request.query.error === "string" ? request.query.error.slice(0, 200) : undefined,
-      }),
-    );
+    if (!account) return reply.redirect(signInUrl(), 303);
+    const notice = typeof request.query.notice === "string" && Object.hasOwn(notices, request.query.notice) ? notices[request.query.notice] : undefined;
+    return renderAccount(reply, account, { notice });
   });
 
   app.post<{ Body: unknown }>("/account/passkeys/options", async (request, reply) => {
-    const { user } = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
-    return startPasskeyRegistration(ctx.db, rp, user);
+    const account = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
+    if (reauthenticate(request, reply, account)) return reply;
+    return startPasskeyRegistration(ctx.db, rp, account.user);
   });
 
   app.post<{ Body: { challengeId: string; response: never; name?: string } }>(
@@ -95,42 +130,45 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
       },
     },
     async (request, reply) => {
-      const { user } = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
-      const passkey = await finishPasskeyRegistration(ctx.db, rp, user, request.body, where(request));
+      const account = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
+      if (reauthenticate(request, reply, account)) return reply;
+      const passkey = await finishPasskeyRegistration(ctx.db, rp, account.user, request.body, where(request));
       return reply.code(201).send(passkey);
     },
   );
 
   app.post<{ Params: { id: string }; Body: { csrf?: string } }>("/account/passkeys/:id/remove", async (request, reply) => {
-    const { user } = await requireSignedIn(request, reply, request.body?.csrf);
+    const account = await requireSignedIn(request, reply, request.body?.csrf);
+    if (reauthenticate(request, reply, account)) return reply;
     try {
-      await removePasskey(ctx.db, request.params.id, user.id, { actorType: "user", actorId: user.id, ...where(request) });
+      await removePasskey(ctx.db, request.params.id, account.user.id, { actorType: "user", actorId: account.user.id, ...where(request) });
     } catch (error) {
-      if (error instanceof AppError && error.code === "conflict") return reply.redirect(`/account?error=${encodeURIComponent(error.message)}`, 303);
+      if (error instanceof AppError && error.code === "conflict") return renderAccount(reply.code(409), account, { error: error.message });
       throw error;
     }
     return reply.redirect("/account?notice=passkey-removed", 303);
   });
 
   app.post<{ Body: { csrf?: string } }>("/account/sessions/sign-out-others", async (request, reply) => {
-    const { user, sessionId } = await requireSignedIn(request, reply, request.body?.csrf);
-    await signOutOtherSessions(ctx.db, user, sessionId, where(request));
+    const { user, sessionId, grantIds } = await requireSignedIn(request, reply, request.body?.csrf);
+    await signOutOtherSessions(ctx.db, user, { sessionId, grantIds }, where(request));
     return reply.redirect("/account?notice=signed-out-others", 303);
   });
 
   app.post<{ Body: { csrf?: string; current_password?: string; new_password?: string } }>("/account/password", async (request, reply) => {
-    const { user, sessionId } = await requireSignedIn(request, reply, request.body?.csrf);
+    const account = await requireSignedIn(request, reply, request.body?.csrf);
+    if (reauthenticate(request, reply, account)) return reply;
     try {
       await changeOwnPassword(
         ctx.db,
         { argon2: ctx.config.argon2, limiter: ctx.limiter },
-        user,
-        { currentPassword: String(request.body.current_password ?? ""), newPassword: String(request.body.new_password ?? ""), currentSessionId: sessionId },
+        account.user,
+        { currentPassword: String(request.body.current_password ?? ""), newPassword: String(request.body.new_password ?? ""), currentSessionId: account.sessionId },
         where(request),
       );
     } catch (error) {
       if (error instanceof AppError && (error.code === "invalid_password" || error.code === "too_many_requests")) {
-        return reply.redirect(`/account?error=${encodeURIComponent(error.message)}`, 303);
+        return renderAccount(reply.code(error.status), account, { error: error.message });
       }
       throw error;
     }

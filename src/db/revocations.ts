@@ -20,12 +20,13 @@ export async function deleteSessionsWhere(tx: Tx, filter: { id?: string; account
 /** Deletes the matching Grant rows and every row carrying their grantId. */
 export async function deleteGrantsAndTokens(
   tx: Tx,
-  filter: { accountId?: string; clientId?: string; grantId?: string; issuedBefore?: Date },
+  filter: { accountId?: string; clientId?: string; grantId?: string; issuedBefore?: Date; exceptGrantIds?: readonly string[] },
 ): Promise<number> {
   const grants = await tx.oidcRecord.findMany({
     where: {
       model: "Grant",
       ...(filter.grantId && { id: filter.grantId }),
+      ...(filter.exceptGrantIds?.length && { id: { notIn: [...filter.exceptGrantIds] } }),
       ...(filter.accountId && { accountId: filter.accountId }),
       ...(filter.clientId && { clientId: filter.clientId }),
       ...(filter.issuedBefore && { createdAt: { lt: filter.issuedBefore } }),

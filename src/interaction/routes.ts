@@ -67,7 +67,11 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
   app.get<{ Params: Params }>("/interaction/:uid", async (request, reply) => {
     const { provider, interaction, client } = await details(request, reply);
     const uid = interaction.uid;
-    if (interaction.prompt.name === "login") return renderSignIn(reply, uid, client.clientName);
+    if (interaction.prompt.name === "login") {
+      // login_hint (OpenID Connect Core 1.0 section 3.1.2.1) fills in the email, e.g. when /account asks to sign in again.
+      const hint = interaction.params.login_hint;
+      return renderSignIn(reply, uid, client.clientName, typeof hint === "string" ? { email: hint.slice(0, 320) } : {});
+    }
     if (interaction.prompt.name === "consent") {
       if (client.first_party === true) {
         // First-party clients are trusted by the operator: no consent page.

@@ -14,12 +14,23 @@ import { AppError } from "../errors.ts";
 
 type Context = Pick<AuditInput, "ip" | "userAgent">;
 
-/** "Sign out other devices": ends every session of the user but `currentSessionId`. */
-export async function signOutOtherSessions(db: Database, user: UserRow, currentSessionId: string, context: Context): Promise<number> {
+/**
+ * "Sign out other devices": ends every session of the user but the current
+ * one, and revokes every grant except those made in the current session
+ * (`current.grantIds`), so that what the other devices hold (access and
+ * refresh tokens, offline grants included) stops working too.
+ */
+export async function signOutOtherSessions(
+  db: Database,
+  user: UserRow,
+  current: { sessionId: string; grantIds: readonly string[] },
+  context: Context,
+): Promise<{ sessions: number; grants: number }> {
   return db.prisma.$transaction(async (tx) => {
-    const sessions = await deleteOtherSessions(tx, user.id, currentSessionId);
-    await appendAuditEvent(tx, db, { type: "sessions.revoked", actorType: "user", actorId: user.id, userId: user.id, ...context, data: { sessions, scope: "other_devices" } });
-    return sessions;
+    const sessions = await deleteOtherSessions(tx, user.id, current.sessionId);
+    const grants = await deleteGrantsAndTokens(tx, { accountId: user.id, exceptGrantIds: current.grantIds });
+    await appendAuditEvent(tx, db, { type: "sessions.revoked", actorType: "user", actorId: user.id, userId: user.id, ...context, data: { sessions, grants, scope: "other_devices" } });
+    return { sessions, grants };
   });
 }
 
