@@ -12,6 +12,7 @@ export interface Metrics {
   signIns: Counter<"method" | "outcome">;
   tokensIssued: Counter<"grant_type">;
   refreshTokenReuse: Counter;
+  clientAuthFailures: Counter<"endpoint">;
 }
 
 export function createMetrics(): Metrics {
@@ -47,6 +48,12 @@ export function createMetrics(): Metrics {
     refreshTokenReuse: new Counter({
       name: "gatehouse_refresh_token_reuse_total",
       help: "Rotated-out refresh tokens presented again (each revoked its grant)",
+      registers: [registry],
+    }),
+    clientAuthFailures: new Counter({
+      name: "gatehouse_client_auth_failures_total",
+      help: "Failed client authentications (invalid_client) by endpoint; the reason is in the info log",
+      labelNames: ["endpoint"],
       registers: [registry],
     }),
   };

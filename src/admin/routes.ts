@@ -261,6 +261,9 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     firstParty: body.first_party,
     backchannelLogoutUri: body.backchannel_logout_uri,
     jwksUri: body.jwks_uri,
+    jwks: body.jwks,
+    idTokenSignedResponseAlg: body.id_token_signed_response_alg,
+    introspectionSignedResponseAlg: body.introspection_signed_response_alg,
     tokenEndpointAuthMethod: body.token_endpoint_auth_method,
   });
 

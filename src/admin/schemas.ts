@@ -6,6 +6,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { roles } from "../services/users.ts";
 import { authMethods, supportedGrantTypes } from "../services/clients.ts";
+import { tokenSigningAlgs } from "../protocol.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -104,11 +105,40 @@ export const Client = Type.Object(
     token_endpoint_auth_method: Type.String(),
     backchannel_logout_uri: Type.Union([Type.String(), Type.Null()]),
     jwks_uri: Type.Union([Type.String(), Type.Null()]),
+    jwks: Type.Union([Type.Object({ keys: Type.Array(Type.Object({}, { additionalProperties: true })) }), Type.Null()]),
+    id_token_signed_response_alg: Type.String(),
+    introspection_signed_response_alg: Type.String(),
     first_party: Type.Boolean(),
     created_at: Type.String({ format: "date-time" }),
     updated_at: Type.String({ format: "date-time" }),
   },
   { $id: "Client" },
+);
+
+const jwkText = (maxLength: number) => Type.String({ maxLength });
+
+/**
+ * A public JWK (RFC 7517 section 4, RFC 7518 section 6): the members of RSA,
+ * EC and OKP public keys. Private members (d, p, q, ...) are not among them,
+ * so a private key is refused naming its member.
+ */
+const PublicJwk = Type.Object(
+  {
+    kty: Type.Union([Type.Literal("RSA"), Type.Literal("EC"), Type.Literal("OKP")]),
+    kid: Type.Optional(jwkText(200)),
+    use: Type.Optional(Type.Literal("sig")),
+    alg: Type.Optional(jwkText(20)),
+    key_ops: Type.Optional(Type.Array(jwkText(20), { maxItems: 8 })),
+    n: Type.Optional(jwkText(2048)),
+    e: Type.Optional(jwkText(16)),
+    crv: Type.Optional(jwkText(20)),
+    x: Type.Optional(jwkText(200)),
+    y: Type.Optional(jwkText(200)),
+    x5c: Type.Optional(Type.Array(jwkText(8192), { maxItems: 5 })),
+    x5t: Type.Optional(jwkText(100)),
+    "x5t#S256": Type.Optional(jwkText(100)),
+  },
+  strict,
 );
 
 const clientFields = {
@@ -120,6 +150,9 @@ const clientFields = {
   first_party: Type.Boolean(),
   backchannel_logout_uri: Uri,
   jwks_uri: Uri,
+  jwks: Type.Object({ keys: Type.Array(PublicJwk, { minItems: 1, maxItems: 10 }) }, strict),
+  id_token_signed_response_alg: Type.Union(tokenSigningAlgs.map((a) => Type.Literal(a))),
+  introspection_signed_response_alg: Type.Union(tokenSigningAlgs.map((a) => Type.Literal(a))),
 };
 
 export const CreateClientBody = Type.Object(
@@ -132,6 +165,9 @@ export const CreateClientBody = Type.Object(
     first_party: Type.Optional(clientFields.first_party),
     backchannel_logout_uri: Type.Optional(clientFields.backchannel_logout_uri),
     jwks_uri: Type.Optional(clientFields.jwks_uri),
+    jwks: Type.Optional(clientFields.jwks),
+    id_token_signed_response_alg: Type.Optional(clientFields.id_token_signed_response_alg),
+    introspection_signed_response_alg: Type.Optional(clientFields.introspection_signed_response_alg),
     token_endpoint_auth_method: Type.Optional(Type.Union(authMethods.map((m) => Type.Literal(m)))),
   },
   strict,

@@ -9,7 +9,7 @@ import { bootstrap } from "../bootstrap.ts";
 import { loadConfig, type Config } from "../config.ts";
 import { migrateDatabase } from "../db/migrate.ts";
 import { exportPublicJwks, listSigningKeys } from "../oidc/keys.ts";
-import { createClient, listClients } from "../services/clients.ts";
+import { createClient, listClients, type PublicJwk } from "../services/clients.ts";
 import { createUser, setUserPasswordByEmail } from "../services/users.ts";
 import { cliOperator } from "../services/actor.ts";
 import { verifyAuditChain } from "../services/audit.ts";
@@ -28,6 +28,8 @@ const usage = `usage: gatehouse <command>
   clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]... [--public]
                  [--grant-types authorization_code,refresh_token,client_credentials]
                  [--scope "openid profile email offline_access"] [--first-party]
+                 [--token-endpoint-auth-method client_secret_basic|client_secret_post|private_key_jwt|none]
+                 [--jwks-uri U | --jwks-stdin] [--id-token-signed-response-alg RS256|ES256|EdDSA]
   clients list
   audit verify [--head SEQ:HASH]`;
 
@@ -67,6 +69,20 @@ async function loadProviderModule() {
   } finally {
     console.warn = warn;
   }
+}
+
+/** The client's public JWKS from stdin (`--jwks-stdin`): JSON {"keys": [...]}. */
+function parseJwks(text: string): { keys: PublicJwk[] } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new UsageError("--jwks-stdin expects a JSON Web Key Set on stdin: {\"keys\": [...]}");
+  }
+  if (!value || typeof value !== "object" || !Array.isArray((value as { keys?: unknown }).keys)) {
+    throw new UsageError("--jwks-stdin expects a JSON Web Key Set on stdin: {\"keys\": [...]}");
+  }
+  return value as { keys: PublicJwk[] };
 }
 
 /** `--head SEQ:HASH`, as printed by an earlier `audit verify` (head.seq and head.hash). */
@@ -145,8 +161,14 @@ async function run(argv: string[]): Promise<void> {
       "grant-types": { type: "string" },
       scope: { type: "string" },
       "first-party": { type: "boolean" },
+      "token-endpoint-auth-method": { type: "string" },
+      "jwks-uri": { type: "string" },
+      "jwks-stdin": { type: "boolean" },
+      "id-token-signed-response-alg": { type: "string" },
     });
     if (typeof v.name !== "string") throw new UsageError("clients create needs --name");
+    if (v["jwks-uri"] !== undefined && v["jwks-stdin"]) throw new UsageError("give --jwks-uri or --jwks-stdin, not both");
+    const jwks = v["jwks-stdin"] ? parseJwks(await readStdin()) : undefined;
     await withRuntime(config, async ({ db, ring }) => {
       // The provider's own metadata validation, as the admin API does.
       await ensureSigningKeys(db, ring);
@@ -167,6 +189,10 @@ async function run(argv: string[]): Promise<void> {
           grantTypes: typeof v["grant-types"] === "string" ? v["grant-types"].split(",").map((g) => g.trim()) : undefined,
           scope: v.scope as string | undefined,
           firstParty: v["first-party"] as boolean | undefined,
+          tokenEndpointAuthMethod: v["token-endpoint-auth-method"] as string | undefined,
+          jwksUri: v["jwks-uri"] as string | undefined,
+          jwks,
+          idTokenSignedResponseAlg: v["id-token-signed-response-alg"] as string | undefined,
         }, cliOperator, providerClientValidator(() => provider)),
       );
     });

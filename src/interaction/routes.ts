@@ -73,8 +73,10 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
       return renderSignIn(reply, uid, client.clientName, typeof hint === "string" ? { email: hint.slice(0, 320) } : {});
     }
     if (interaction.prompt.name === "consent") {
-      if (client.first_party === true) {
-        // First-party clients are trusted by the operator: no consent page.
+      if (client.first_party === true || !needsConsentPage(interaction)) {
+        // First-party clients are trusted by the operator, and a consent
+        // prompt with nothing new to grant that the client did not ask for
+        // (see oidc/offline-access.ts) needs no page.
         const grantId = await grantRequested(provider, interaction);
         const to = await provider.interactionResult(request.raw, reply.raw, { consent: { grantId } }, { mergeWithLastSubmission: true });
         return reply.redirect(to, 303);
@@ -182,6 +184,14 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
 
 type Provider = AppContext["host"]["provider"];
 type Interaction = Awaited<ReturnType<Provider["interactionDetails"]>>;
+
+/** Whether the consent page must be shown: something is not granted yet, or the client sent prompt=consent. */
+function needsConsentPage(interaction: Interaction): boolean {
+  const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+  const asked = String(interaction.params.prompt ?? "").split(" ").includes("consent");
+  const missing = (details.missingOIDCScope?.length ?? 0) + (details.missingOIDCClaims?.length ?? 0) + Object.keys(details.missingResourceScopes ?? {}).length;
+  return asked || missing > 0;
+}
 
 /** Adds what the consent prompt says is missing to the (new or existing) grant. */
 async function grantRequested(provider: Provider, interaction: Interaction): Promise<string> {

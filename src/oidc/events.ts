@@ -1,9 +1,11 @@
 /**
- * What we observe of oidc-provider's work: tokens issued (metrics) and the
- * reuse of a rotated-out refresh token, which oidc-provider answers by
- * revoking the whole grant; we log it, audit it and count it (SPEC section 5).
+ * What we observe of oidc-provider's work: tokens issued (metrics), failed
+ * client authentications (logged with their reason, counted), and the reuse
+ * of a rotated-out refresh token, which oidc-provider answers by revoking the
+ * whole grant; we log it, audit it and count it (RFC 9700 section 4.14).
  */
 import type Provider from "oidc-provider";
+import type { KoaContextWithOIDC } from "oidc-provider";
 import type { FastifyBaseLogger } from "fastify";
 import type { Database } from "../db/database.ts";
 import type { Metrics } from "../metrics.ts";
@@ -33,6 +35,24 @@ export function observeProvider(provider: Provider, { db, metrics, log }: { db: 
       data: { grant_id: event.grantId, grant_revoked: true },
     }).catch((err) => log.error({ err }, "could not audit refresh token reuse"));
   });
+
+  // invalid_client says nothing to the client about why (RFC 6749 section
+  // 5.2); the operator gets the reason, and never the secret or assertion.
+  const clientAuthFailed = (endpoint: string) => (ctx: KoaContextWithOIDC, error: Error) => {
+    const e = error as { error?: string; error_detail?: string };
+    if (e.error !== "invalid_client") return;
+    metrics.clientAuthFailures.inc({ endpoint });
+    const claimed = ctx.oidc?.client?.clientId ?? (typeof ctx.oidc?.params?.client_id === "string" ? ctx.oidc.params.client_id.slice(0, 200) : undefined);
+    log.info({ endpoint, clientId: claimed, reason: e.error_detail ?? e.error, ip: ctx.ip }, "client authentication failed");
+  };
+  for (const [event, endpoint] of [
+    ["grant.error", "token"],
+    ["introspection.error", "introspection"],
+    ["revocation.error", "revocation"],
+    ["pushed_authorization_request.error", "par"],
+  ] as const) {
+    provider.on(event as "grant.error", clientAuthFailed(endpoint));
+  }
 
   provider.on("server_error", (_ctx, error) => log.error({ err: error }, "oidc-provider server error"));
   provider.on("backchannel.error", (_ctx, error, client) =>

@@ -10,10 +10,14 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jo
 import type { Database } from "../db/database.ts";
 import { insertMissingCurrentKeys, listSigningKeyRows, type SigningKeyRow } from "../db/signing-keys.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
+import { tokenSigningAlgs, type TokenSigningAlg } from "../protocol.ts";
 
-/** The algorithms of the key set: ES256 signs ID tokens by default; RS256 for clients that ask. */
-export const signingAlgorithms = ["ES256", "RS256"] as const;
-export type SigningAlgorithm = (typeof signingAlgorithms)[number];
+/**
+ * The algorithms of the key set: one current key each, so that every client
+ * gets ID tokens in the algorithm it registered (RS256 by default).
+ */
+export const signingAlgorithms = tokenSigningAlgs;
+export type SigningAlgorithm = TokenSigningAlg;
 
 export interface SigningKeyInfo {
   kid: string;
@@ -26,7 +30,7 @@ export interface SigningKeyInfo {
 
 /** Generates a key pair for `alg`; the kid is the RFC 7638 thumbprint. */
 export async function generateSigningKey(alg: SigningAlgorithm): Promise<{ kid: string; publicJwk: JWK; privateJwk: JWK }> {
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, modulusLength: 2048 });
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === "RS256" ? { modulusLength: 2048 } : alg === "EdDSA" ? { crv: "Ed25519" } : {}) });
   const privateJwk = await exportJWK(privateKey);
   const kid = await calculateJwkThumbprint(privateJwk);
   const publicJwk = await exportJWK(publicKey);

@@ -15,6 +15,9 @@ import { supportedScopes } from "../services/clients.ts";
 import { renderErrorPage, renderPage } from "../views.ts";
 import { accountClient } from "./account-client.ts";
 import { adminResourceFor } from "../admin/auth.ts";
+import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, tokenSigningAlgs } from "../protocol.ts";
+import { processOfflineAccessByConsentPolicy } from "./offline-access.ts";
+import { refetchClientKeysOnFailure } from "./client-keys.ts";
 
 const adminScopes = ["admin:read", "admin:revoke", "admin:write"];
 
@@ -44,6 +47,12 @@ export interface ProviderDeps {
   cookieKeys: string[];
 }
 
+/** A logout error says what was received, so that an integrator can see the mismatch. */
+function signOutErrorMessage(message: string, received: unknown): string {
+  if (typeof received !== "string" || !/post_logout_redirect_uri/.test(message)) return message;
+  return `${message}: received ${JSON.stringify(received.slice(0, 500))}, which is not among the client's registered post_logout_redirect_uris.`;
+}
+
 function requestIdOf(ctx: KoaContextWithOIDC): string {
   return String(ctx.res.getHeader("x-request-id") ?? "");
 }
@@ -70,8 +79,24 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
       grant_types: ["authorization_code", "refresh_token"],
       response_types: ["code"],
       token_endpoint_auth_method: "client_secret_basic",
-      id_token_signed_response_alg: "ES256",
-      introspection_signed_response_alg: "ES256",
+      id_token_signed_response_alg: defaultTokenSigningAlg,
+      introspection_signed_response_alg: defaultTokenSigningAlg,
+    },
+    // What discovery advertises is exactly what can be registered and works (src/protocol.ts).
+    clientAuthMethods: [...clientAuthMethods],
+    enabledJWA: {
+      idTokenSigningAlgValues: [...tokenSigningAlgs],
+      introspectionSigningAlgValues: [...tokenSigningAlgs],
+      clientAuthSigningAlgValues: [...clientAssertionSigningAlgs],
+      dPoPSigningAlgValues: [...dpopSigningAlgs],
+    },
+    // The introspection and revocation endpoints authenticate clients like the
+    // token endpoint; without these RFC 8414 says client_secret_basic only.
+    discovery: {
+      introspection_endpoint_auth_methods_supported: [...clientAuthMethods],
+      introspection_endpoint_auth_signing_alg_values_supported: [...clientAssertionSigningAlgs],
+      revocation_endpoint_auth_methods_supported: [...clientAuthMethods],
+      revocation_endpoint_auth_signing_alg_values_supported: [...clientAssertionSigningAlgs],
     },
     extraClientMetadata: { properties: ["first_party"] },
     // PKCE (S256, the only method oidc-provider 9 accepts) for every client.
@@ -148,8 +173,10 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
     async renderError(ctx, out) {
       ctx.type = "html";
       ctx.set("cache-control", "no-store");
-      const message = out.error_description ?? out.error ?? "The request could not be completed.";
-      ctx.body = renderErrorPage("Sign-in error", String(message), requestIdOf(ctx));
+      const message = String(out.error_description ?? out.error ?? "The request could not be completed.");
+      ctx.body = ctx.oidc?.route?.startsWith("end_session")
+        ? renderErrorPage("Sign-out error", signOutErrorMessage(message, ctx.oidc.params?.post_logout_redirect_uri), requestIdOf(ctx))
+        : renderErrorPage("Sign-in error", message, requestIdOf(ctx));
     },
     ttl: {
       AccessToken: config.accessTokenTtl,
@@ -167,6 +194,8 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
     },
   };
   const provider = new Provider(config.issuer, configuration);
+  processOfflineAccessByConsentPolicy(provider);
+  refetchClientKeysOnFailure(provider);
   // X-Forwarded-* reaching the provider are rewritten from Fastify's view of
   // the request, which applies TRUST_PROXY (see plugins/oidc.ts).
   provider.proxy = true;

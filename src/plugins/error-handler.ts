@@ -20,6 +20,20 @@ interface Described {
   message: string;
 }
 
+type ValidationIssue = { instancePath: string; keyword: string; message?: string; params: Record<string, unknown> };
+
+/**
+ * A schema violation named by its place in the request: `body.jwks.keys.0 has
+ * an unknown property "d"` rather than Ajv's `body must NOT have additional properties`.
+ */
+function validationMessage(error: { validation?: ValidationIssue[]; validationContext?: string }): string | undefined {
+  const first = error.validation?.[0];
+  if (!first) return undefined;
+  const where = `${error.validationContext ?? "request"}${first.instancePath.replaceAll("/", ".")}`;
+  if (first.keyword === "additionalProperties") return `${where} has an unknown property "${String(first.params.additionalProperty)}"`;
+  return `${where} ${first.message ?? "is invalid"}`;
+}
+
 /** oidc-provider's errors carry an OAuth code, a status and `expose`. */
 function describe(error: unknown): Described | undefined {
   if (error instanceof AppError) return { status: error.status, code: error.code, message: error.message };
@@ -32,6 +46,8 @@ function describe(error: unknown): Described | undefined {
       : (e.error_description ?? e.error);
     return { status, code: e.error, message };
   }
+  const invalid = validationMessage(e);
+  if (invalid) return { status, code: "invalid_request", message: invalid };
   const code = status === 413 ? "payload_too_large" : status === 415 ? "unsupported_media_type" : status === 404 ? "not_found" : "invalid_request";
   return { status, code, message: e.message ?? code };
 }

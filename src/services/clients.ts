@@ -10,6 +10,7 @@ import type { MasterKeyRing } from "../crypto/master-keys.ts";
 import { AppError } from "../errors.ts";
 import { appendAuditEvent } from "./audit.ts";
 import { systemActor, type Actor } from "./actor.ts";
+import { clientAuthMethods, defaultTokenSigningAlg, tokenSigningAlgs } from "../protocol.ts";
 
 export const supportedGrantTypes = ["authorization_code", "refresh_token", "client_credentials"] as const;
 export type GrantType = (typeof supportedGrantTypes)[number];
@@ -26,7 +27,11 @@ export const supportedScopes = [
   "admin:write",
 ] as const;
 
-export const authMethods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] as const;
+/** Client authentication methods (the protocol vocabulary, src/protocol.ts). */
+export const authMethods = clientAuthMethods;
+
+/** A public JWK as registered (RFC 7517); private members are refused. */
+export type PublicJwk = Record<string, unknown> & { kty: string };
 
 export interface CreateClientInput {
   name: string;
@@ -39,8 +44,14 @@ export interface CreateClientInput {
   scope?: string;
   firstParty?: boolean;
   backchannelLogoutUri?: string;
-  /** For private_key_jwt: where the client publishes its keys. */
+  /** For private_key_jwt: where the client publishes its keys (refetched on an unknown kid). */
   jwksUri?: string;
+  /** For private_key_jwt: the client's public keys inline (RFC 7591 `jwks`), instead of jwksUri. */
+  jwks?: { keys: PublicJwk[] };
+  /** RS256 (the default), ES256 or EdDSA. */
+  idTokenSignedResponseAlg?: string;
+  /** The algorithm of signed introspection responses (RFC 9701): RS256 (the default), ES256 or EdDSA. */
+  introspectionSignedResponseAlg?: string;
 }
 
 /** Checks the metadata with oidc-provider's own client validation, when a provider is at hand. */
@@ -61,6 +72,9 @@ export interface ClientView {
   token_endpoint_auth_method: string;
   backchannel_logout_uri: string | null;
   jwks_uri: string | null;
+  jwks: { keys: PublicJwk[] } | null;
+  id_token_signed_response_alg: string;
+  introspection_signed_response_alg: string;
   first_party: boolean;
   created_at: string;
   updated_at: string;
@@ -117,8 +131,15 @@ export function buildClientMetadata(input: CreateClientInput): Record<string, un
   }
   if (input.public && authMethod !== "none") throw new AppError("invalid_client_metadata", "a public client authenticates with none");
   const isPublic = authMethod === "none";
-  if (authMethod === "private_key_jwt" && !input.jwksUri) throw new AppError("invalid_client_metadata", "private_key_jwt needs a jwks_uri");
+  // RFC 7591 section 2: jwks_uri and jwks MUST NOT both be present.
+  if (input.jwksUri !== undefined && input.jwks !== undefined) throw new AppError("invalid_client_metadata", "give jwks_uri or jwks, not both");
+  if (authMethod === "private_key_jwt" && input.jwksUri === undefined && input.jwks === undefined) {
+    throw new AppError("invalid_client_metadata", "private_key_jwt needs the client's public keys: jwks_uri or jwks");
+  }
   const jwksUri = input.jwksUri === undefined ? undefined : validateHttpsUrl(input.jwksUri, "jwks_uri");
+  const jwks = input.jwks === undefined ? undefined : validatePublicJwks(input.jwks);
+  const idTokenAlg = signingAlg(input.idTokenSignedResponseAlg, "id_token_signed_response_alg");
+  const introspectionAlg = signingAlg(input.introspectionSignedResponseAlg, "introspection_signed_response_alg");
   const backchannelLogoutUri = input.backchannelLogoutUri === undefined ? undefined : validateRedirectUri(input.backchannelLogoutUri, "backchannel_logout_uri");
   const grantTypes = [...new Set(input.grantTypes ?? ["authorization_code", "refresh_token"])];
   const unknownGrant = grantTypes.filter((g) => !(supportedGrantTypes as readonly string[]).includes(g));
@@ -153,8 +174,35 @@ export function buildClientMetadata(input: CreateClientInput): Record<string, un
     token_endpoint_auth_method: authMethod,
     ...(native && { application_type: "native" }),
     ...(jwksUri && { jwks_uri: jwksUri }),
+    ...(jwks && { jwks }),
+    ...(idTokenAlg && { id_token_signed_response_alg: idTokenAlg }),
+    ...(introspectionAlg && { introspection_signed_response_alg: introspectionAlg }),
     ...(backchannelLogoutUri && { backchannel_logout_uri: backchannelLogoutUri }),
   };
+}
+
+function signingAlg(value: string | undefined, field: string): string | undefined {
+  if (value !== undefined && !(tokenSigningAlgs as readonly string[]).includes(value)) {
+    throw new AppError("invalid_client_metadata", `${field} must be one of ${tokenSigningAlgs.join(", ")}`);
+  }
+  return value;
+}
+
+const privateJwkMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/** A client's inline JWKS: 1 to 10 public signing keys (RSA, EC or OKP), no private parts. */
+function validatePublicJwks(jwks: { keys: PublicJwk[] }): { keys: PublicJwk[] } {
+  if (!Array.isArray(jwks?.keys) || jwks.keys.length === 0 || jwks.keys.length > 10) {
+    throw new AppError("invalid_client_metadata", "jwks must be {\"keys\": [...]} with 1 to 10 public keys");
+  }
+  jwks.keys.forEach((key, i) => {
+    if (!key || typeof key !== "object" || !["RSA", "EC", "OKP"].includes(key.kty)) {
+      throw new AppError("invalid_client_metadata", `jwks.keys[${i}].kty must be RSA, EC or OKP`);
+    }
+    const found = privateJwkMembers.find((member) => member in key);
+    if (found) throw new AppError("invalid_client_metadata", `jwks.keys[${i}] has the private member "${found}": register public keys only`);
+  });
+  return { keys: jwks.keys };
 }
 
 function validateHttpsUrl(value: string, field: string): string {
@@ -234,7 +282,12 @@ export async function updateClient(
     scope: input.scope ?? current.scope,
     firstParty: input.firstParty ?? current.first_party,
     backchannelLogoutUri: input.backchannelLogoutUri ?? current.backchannel_logout_uri ?? undefined,
-    jwksUri: input.jwksUri ?? current.jwks_uri ?? undefined,
+    // Keys are replaced as a whole: new jwks drop a jwks_uri and the other way round.
+    ...(input.jwksUri !== undefined || input.jwks !== undefined
+      ? { jwksUri: input.jwksUri, jwks: input.jwks }
+      : { jwksUri: current.jwks_uri ?? undefined, jwks: current.jwks ?? undefined }),
+    idTokenSignedResponseAlg: input.idTokenSignedResponseAlg ?? current.id_token_signed_response_alg,
+    introspectionSignedResponseAlg: input.introspectionSignedResponseAlg ?? current.introspection_signed_response_alg,
   };
   const metadata = buildClientMetadata(merged);
   await validate?.({ ...metadata, client_id: clientId, ...(usesSecret(metadata) && { client_secret: "unchanged-secret-for-validation-only" }) });
@@ -271,6 +324,9 @@ export function toClientView(row: ClientRow): ClientView {
     token_endpoint_auth_method: (m.token_endpoint_auth_method as string) ?? "client_secret_basic",
     backchannel_logout_uri: (m.backchannel_logout_uri as string | undefined) ?? null,
     jwks_uri: (m.jwks_uri as string | undefined) ?? null,
+    jwks: (m.jwks as { keys: PublicJwk[] } | undefined) ?? null,
+    id_token_signed_response_alg: (m.id_token_signed_response_alg as string | undefined) ?? defaultTokenSigningAlg,
+    introspection_signed_response_alg: (m.introspection_signed_response_alg as string | undefined) ?? defaultTokenSigningAlg,
     first_party: row.firstParty,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),

@@ -137,7 +137,7 @@ if (requireBrowser(t)) {
     t.equal(tokens.token_type.toLowerCase(), "bearer");
     t.equal(tokens.refresh_token, undefined, "no refresh token without offline_access");
     t.same(tokens.scope?.split(" ").sort(), ["email", "openid", "profile"], "the granted scopes are the requested ones");
-    t.equal(decodeProtectedHeader(tokens.id_token!).alg, "ES256", "the ID token is signed ES256");
+    t.equal(decodeProtectedHeader(tokens.id_token!).alg, "RS256", "the ID token is signed RS256 (the registration default)");
     const claims = tokens.claims()!;
     t.equal(claims.sub, user.id, "sub is the id `users create` printed");
     t.equal(claims.iss, server.url);

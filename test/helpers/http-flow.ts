@@ -7,7 +7,7 @@
  * requests with PKCE and redeems the codes.
  */
 import type { Test } from "tap";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import * as oidc from "openid-client";
 import { buildApp } from "../../src/app.ts";
 import type { Config } from "../../src/config.ts";
@@ -43,9 +43,11 @@ export interface AppOptions {
   /** Options for openDatabase, e.g. onQuery. */
   open?: OpenOptions;
   provider?: DatabaseProvider;
+  /** The app's logger (default: none), e.g. a pino stream the test reads. */
+  logger?: FastifyServerOptions["logger"];
 }
 
-export async function buildTestApp(t: Test, { env = {}, open = {}, provider = "sqlite" }: AppOptions = {}): Promise<Omit<RunningApp, "url">> {
+export async function buildTestApp(t: Test, { env = {}, open = {}, provider = "sqlite", logger = false }: AppOptions = {}): Promise<Omit<RunningApp, "url">> {
   // tap runs teardowns in the order they were added: this one, added before
   // the database's, closes the app before its database is closed.
   let app: FastifyInstance | undefined;
@@ -55,7 +57,7 @@ export async function buildTestApp(t: Test, { env = {}, open = {}, provider = "s
   const ring = loadMasterKeyRing(config);
   const db = await database.open({ auditKey: auditKeyOf(ring), ...open });
   await ensureSigningKeys(db, ring);
-  app = await buildApp({ config, db, ring, logger: false });
+  app = await buildApp({ config, db, ring, logger });
   return { app, config, db, ring };
 }
 

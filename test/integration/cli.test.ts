@@ -151,7 +151,7 @@ t.test("keys list and keys export", async (t) => {
   const list = await runCli(["keys", "list"], env);
   t.equal(list.code, 0, list.stderr);
   const keys = JSON.parse(list.stdout) as Record<string, unknown>[];
-  t.same(keys.map((k) => `${k.alg}:${k.state}`).sort(), ["ES256:current", "RS256:current"]);
+  t.same(keys.map((k) => `${k.alg}:${k.state}`).sort(), ["ES256:current", "EdDSA:current", "RS256:current"]);
   for (const key of keys) t.match(key, { kid: String, created_at: String, activated_at: String, retired_at: null });
   const exported = JSON.parse((await runCli(["keys", "export"], env)).stdout) as { keys: Record<string, unknown>[] };
   t.same(exported.keys.map((k) => k.kid).sort(), keys.map((k) => k.kid).sort());

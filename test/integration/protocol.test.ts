@@ -71,7 +71,7 @@ t.test("prompt=login and max_age=0 force a fresh sign-in despite a session", asy
   }
 });
 
-t.test("the ID token carries the claims of the granted scopes, signed ES256", async (t) => {
+t.test("the ID token carries the claims of the granted scopes, signed RS256 by default", async (t) => {
   const user = await makeUser(running, { name: "Ada Lovelace" });
   await running.db.prisma.user.update({ where: { id: user.id }, data: { role: "editor" } });
   const client = await makeClient(running, { firstParty: true, scope: "openid profile email roles" });
@@ -83,7 +83,7 @@ t.test("the ID token carries the claims of the granted scopes, signed ES256", as
 
   const wide = await authorizationUrl(client, { scope: "openid profile email roles" });
   const tokens = await redeem(client, await signInAndConsent(new Browser(running.url), wide, user), wide);
-  t.equal(decodeProtectedHeader(tokens.id_token!).alg, "ES256");
+  t.equal(decodeProtectedHeader(tokens.id_token!).alg, "RS256", "RS256, the registration default relying parties expect");
   t.match(tokens.claims(), { sub: user.id, email: user.email, email_verified: false, name: "Ada Lovelace", role: "editor" });
   const jwks = createRemoteJWKSet(new URL(`${running.url}/jwks`));
   const { payload } = await jwtVerify(tokens.id_token!, jwks, { issuer: running.url, audience: client.clientId });

@@ -62,7 +62,7 @@ for (const provider of providers(t)) {
       t.equal(res.status, 200);
       t.match(res.headers.get("content-type"), /application\/token-introspection\+jwt/);
       const jwt = await res.text();
-      t.equal(decodeProtectedHeader(jwt).alg, "ES256", "signed with the ES256 key by default");
+      t.equal(decodeProtectedHeader(jwt).alg, "RS256", "signed with the RS256 key by default");
       const jwks = createRemoteJWKSet(new URL(metadata.jwks_uri!));
       const { payload } = await jwtVerify(jwt, jwks, { issuer: server.url, audience: client_id });
       t.match(payload.token_introspection, { active: true, client_id, scope: "admin:read" });
@@ -71,9 +71,9 @@ for (const provider of providers(t)) {
       await t.rejects(jwtVerify(tampered, jwks, { issuer: server.url }), "a tampered signature does not verify");
     });
 
-    await t.test("the JWKS publishes an ES256 and an RS256 key and no private part", async (t) => {
+    await t.test("the JWKS publishes an ES256, an EdDSA and an RS256 key and no private part", async (t) => {
       const jwks = (await (await fetch(metadata.jwks_uri!)).json()) as { keys: Record<string, unknown>[] };
-      t.same(jwks.keys.map((k) => k.alg).sort(), ["ES256", "RS256"]);
+      t.same(jwks.keys.map((k) => k.alg).sort(), ["ES256", "EdDSA", "RS256"]);
       for (const key of jwks.keys) t.notOk("d" in key || "p" in key || "q" in key, `${String(key.kid)} has no private member`);
       const exported = await runCli(["keys", "export"], env);
       t.same(JSON.parse(exported.stdout), jwks, "`gatehouse keys export` prints the served JWKS");
