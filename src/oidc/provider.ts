@@ -35,6 +35,17 @@ function createInteractionPolicy() {
   return policy;
 }
 
+/**
+ * The clients besides a token's own that may introspect it. None yet: when
+ * resource servers are registered, the ones named by the token's audience
+ * list their own introspection clients (`introspection_clients`) here.
+ * Anyone else is answered `active: false`, as for an unknown token
+ * (RFC 7662 section 2.2; oidc-provider docs, features.introspection).
+ */
+export async function introspectionClientsOf(_token: { clientId?: string; aud?: string | string[] }): Promise<ReadonlySet<string>> {
+  return new Set();
+}
+
 export interface ProviderDeps {
   config: Config;
   prisma: PrismaClient;
@@ -84,10 +95,12 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // Tokens of a disabled or deleted user introspect as inactive even before
-        // they are revoked (disabling revokes them too: this is the second line).
+        // Only the token's own client (and, later, its resource servers'
+        // introspection clients) learns anything about it. Tokens of a
+        // disabled or deleted user introspect as inactive even before they
+        // are revoked (disabling revokes them too: this is the second line).
         async allowedPolicy(ctx, client, token) {
-          if (client.clientAuthMethod === "none" && token.clientId !== client.clientId) return false;
+          if (token.clientId !== client.clientId && !(await introspectionClientsOf(token)).has(client.clientId)) return false;
           const accountId = "accountId" in token ? token.accountId : undefined;
           if (!accountId) return true;
           return (await findAccount(ctx, accountId)) !== undefined;
