@@ -20,7 +20,7 @@ import { createCsrf } from "./auth/csrf.ts";
 import { connectRedis, createMemoryCounterStore, createRedisCounterStore } from "./auth/counter-store.ts";
 import { createSignInLimiter } from "./auth/sign-in-limiter.ts";
 import { createMetrics } from "./metrics.ts";
-import { oidcPlugin } from "./plugins/oidc.ts";
+import { issuerHeadersPlugin, oidcPlugin } from "./plugins/oidc.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { securityPlugin } from "./plugins/security.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
@@ -96,6 +96,8 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     reply.header("x-request-id", request.id);
   });
 
+  // First, so that no route sees the client's Host or X-Forwarded-* headers.
+  await app.register(issuerHeadersPlugin, { issuer: config.issuer });
   await app.register(errorHandlerPlugin);
   await app.register(metricsPlugin, context);
   await app.register(securityPlugin, { https: config.issuer.startsWith("https:") });

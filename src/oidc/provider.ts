@@ -139,7 +139,8 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
         enabled: true,
         async logoutSource(ctx, form) {
           ctx.type = "html";
-          ctx.body = renderPage("sign-out", { form, host: ctx.host, clientName: ctx.oidc.client?.clientName });
+          // The issuer's host, not the request's Host header.
+          ctx.body = renderPage("sign-out", { form, host: new URL(config.issuer).host, clientName: ctx.oidc.client?.clientName });
         },
         async postLogoutSuccessSource(ctx) {
           ctx.type = "html";
@@ -180,8 +181,9 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
     },
   };
   const provider = new Provider(config.issuer, configuration);
-  // X-Forwarded-* reaching the provider are rewritten from Fastify's view of
-  // the request, which applies TRUST_PROXY (see plugins/oidc.ts).
+  // X-Forwarded-* reaching the provider are pinned to the issuer (host,
+  // protocol) and to Fastify's view of the client address, which applies
+  // TRUST_PROXY (see issuerHeadersPlugin in plugins/oidc.ts).
   provider.proxy = true;
   return provider;
 }

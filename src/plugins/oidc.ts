@@ -5,8 +5,39 @@
  * middleware at "/" would swallow every route, oidc-provider issue #728).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
 import rateLimit from "@fastify/rate-limit";
 import type { AppContext } from "../context.ts";
+
+/**
+ * Pins the headers that oidc-provider (koa, with its `proxy` flag on) and our
+ * own routes derive URLs and the client's address from, on every request,
+ * before any route sees it: Host, X-Forwarded-Host and X-Forwarded-Proto come
+ * from ISSUER, never from the request, and X-Forwarded-For is Fastify's
+ * conclusion (request.ip, which applies TRUST_PROXY). So a client's
+ * `Host: evil.example` cannot move discovery's endpoints, redirects or page
+ * links off the issuer (oidc-provider docs, "Trusting TLS offloading
+ * proxies"; RFC 9110 section 7.2 leaves the Host header to the client).
+ * Registered at the root (app.ts) because the interaction and account routes
+ * hand the raw request to oidc-provider too. app.inject() requests included.
+ */
+export const issuerHeadersPlugin = fp(
+  async (app: FastifyInstance, { issuer }: { issuer: string }) => {
+    const url = new URL(issuer);
+    const host = url.host;
+    const proto = url.protocol.slice(0, -1);
+    app.addHook("onRequest", async (request) => {
+      // Read before the rewrite: Fastify's view of X-Forwarded-For under TRUST_PROXY.
+      const ip = request.ip;
+      const headers = request.raw.headers;
+      headers.host = host;
+      headers["x-forwarded-host"] = host;
+      headers["x-forwarded-proto"] = proto;
+      headers["x-forwarded-for"] = ip;
+    });
+  },
+  { name: "issuer-headers" },
+);
 
 /**
  * Headers for the provider's responses, set before it writes them. Its HTML
@@ -39,16 +70,8 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
 
   const handle = (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack();
-    // oidc-provider (koa) trusts X-Forwarded-* wholesale when its proxy flag
-    // is on; Fastify applies TRUST_PROXY properly (hop counts, address lists).
-    // Hand the provider Fastify's conclusions, never the client's headers.
-    // (app.inject() requests have no socket, hence no peer to distrust.)
-    if (request.raw.socket) {
-      const headers = request.raw.headers;
-      headers["x-forwarded-proto"] = request.protocol;
-      headers["x-forwarded-host"] = request.host;
-      headers["x-forwarded-for"] = request.ip;
-    }
+    // The X-Forwarded-* headers the provider reads were pinned by
+    // issuerHeadersPlugin (above) when the request arrived.
     const res = reply.raw;
     res.setHeader("x-request-id", request.id);
     for (const [name, value] of Object.entries(providerHeaders)) res.setHeader(name, value);
