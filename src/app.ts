@@ -52,10 +52,22 @@ declare module "fastify" {
   }
 }
 
+/**
+ * Fastify's trustProxy from TRUST_PROXY. `true` means one proxy in front:
+ * only the immediate peer is trusted (hop 0), so request.ip is the right-most
+ * X-Forwarded-For entry, the one that proxy appended. (Fastify's own `true`
+ * trusts every hop and returns the left-most entry, which the client
+ * writes.) A list of addresses or CIDRs is proxy-addr's right-to-left walk,
+ * which stops at the first address not in the list.
+ */
+function trustProxyFor(setting: Config["trustProxy"]): boolean | string | ((address: string, hop: number) => boolean) {
+  return setting === true ? (_address, hop) => hop === 0 : setting;
+}
+
 export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? loggerOptions(config),
-    trustProxy: config.trustProxy,
+    trustProxy: trustProxyFor(config.trustProxy),
     bodyLimit: 64 * 1024,
     genReqId: () => randomUUID(),
     // Never take a request id from the client: it would be a log-injection vector.

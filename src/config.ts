@@ -21,6 +21,11 @@ export interface Config {
   /** Raw 32-byte master keys, newest first; undefined means "use the development key file". */
   readonly masterKeys: readonly Buffer[] | undefined;
   readonly redisUrl: string | undefined;
+  /**
+   * false; true: exactly one proxy in front, the immediate peer (the client
+   * address is the right-most X-Forwarded-For entry); or the proxies'
+   * addresses and CIDRs, skipped right to left. Applied in app.ts.
+   */
   readonly trustProxy: boolean | string;
   readonly logLevel: LogLevel;
   /** Lifetimes in seconds. */
