@@ -47,6 +47,8 @@ export interface Config {
   readonly signInMaxFailuresPerIp: number;
   /** Seconds of the sign-in failure window. */
   readonly signInWindow: number;
+  /** Requests per minute per IP (IPv6 per /64) to the authorization endpoint and, counted apart, to PAR. */
+  readonly authRateLimitPerIp: number;
   /** Requests per minute per IP, and per client, on the token, introspection and revocation endpoints. */
   readonly tokenRateLimitPerIp: number;
   readonly tokenRateLimitPerClient: number;
@@ -134,6 +136,7 @@ export function loadConfig(env: Env = process.env): Config {
     signInMaxFailures: parseInteger("SIGNIN_MAX_FAILURES", read("SIGNIN_MAX_FAILURES"), 5, 1, 1000),
     signInMaxFailuresPerIp: parseInteger("SIGNIN_MAX_FAILURES_PER_IP", read("SIGNIN_MAX_FAILURES_PER_IP"), 50, 1, 100000),
     signInWindow: parseDuration("SIGNIN_WINDOW", read("SIGNIN_WINDOW"), "15m", 1),
+    authRateLimitPerIp: parseInteger("AUTH_RATE_LIMIT_PER_IP", read("AUTH_RATE_LIMIT_PER_IP"), 300, 1, 10_000_000),
     tokenRateLimitPerIp: parseInteger("TOKEN_RATE_LIMIT_PER_IP", read("TOKEN_RATE_LIMIT_PER_IP"), 600, 1, 10_000_000),
     tokenRateLimitPerClient: parseInteger("TOKEN_RATE_LIMIT_PER_CLIENT", read("TOKEN_RATE_LIMIT_PER_CLIENT"), 1200, 1, 10_000_000),
     outboundAllowPrivate: parseBoolean("OUTBOUND_ALLOW_PRIVATE", read("OUTBOUND_ALLOW_PRIVATE"), false),

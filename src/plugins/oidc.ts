@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import rateLimit from "@fastify/rate-limit";
 import type { AppContext } from "../context.ts";
+import { ipRateLimitKey, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
 
 /**
  * Pins the headers that oidc-provider (koa, with its `proxy` flag on) and our
@@ -79,17 +80,32 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
     host.callback(request.raw, res);
   };
 
+  // Limits per minute, shared through Redis if set (README, "Several
+  // instances"). Each limiter has its own in-memory LRU of `cache` entries.
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: tooManyRequests,
+    ...(redis ? { redis, nameSpace: "gatehouse:request-rl:" } : {}),
+  });
+  const perIp = (name: string, max: number) =>
+    app.rateLimit({ max, timeWindow: 60_000, cache: rateLimitCacheSize, keyGenerator: (r) => `${name}:${ipRateLimitKey(r.ip)}` });
+
+  // Anonymous endpoints that write rows: each authorization request stores an
+  // Interaction, each pushed authorization request (RFC 9126) a row of its own.
+  app.route({ method: ["GET", "POST"], url: "/auth", onRequest: perIp("auth", config.authRateLimitPerIp), handler: handle });
+  app.route({ method: "POST", url: "/request", onRequest: perIp("par", config.authRateLimitPerIp), handler: handle });
+
   // Per-IP and per-client limits on the endpoints that authenticate clients
-  // or answer about tokens (SPEC section 10); shared through Redis if set.
-  await app.register(rateLimit, { global: false, ...(redis ? { redis, nameSpace: "gatehouse:token-rl:" } : {}) });
-  const perIp = app.rateLimit({ max: config.tokenRateLimitPerIp, timeWindow: 60_000, keyGenerator: (r) => `ip:${r.ip}` });
+  // or answer about tokens.
+  const tokenPerIp = perIp("token", config.tokenRateLimitPerIp);
   const perClient = app.rateLimit({
     max: config.tokenRateLimitPerClient,
     timeWindow: 60_000,
-    keyGenerator: (r) => `client:${basicClientId(r.headers.authorization) ?? `ip:${r.ip}`}`,
+    cache: rateLimitCacheSize,
+    keyGenerator: (r) => `client:${basicClientId(r.headers.authorization) ?? `ip:${ipRateLimitKey(r.ip)}`}`,
   });
   for (const url of ["/token", "/token/introspection", "/token/revocation"]) {
-    app.route({ method: "POST", url, onRequest: [perIp, perClient], handler: handle });
+    app.route({ method: "POST", url, onRequest: [tokenPerIp, perClient], handler: handle });
   }
 
   app.all("/*", handle);
