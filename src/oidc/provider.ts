@@ -4,6 +4,7 @@
  * changes, a new provider is built and swapped in (see provider-host.ts).
  * Protocol features are oidc-provider's own, switched on here (SPEC section 5).
  */
+import type { IncomingMessage } from "node:http";
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { JWK } from "jose";
 import type { Config } from "../config.ts";
@@ -44,6 +45,49 @@ function createInteractionPolicy() {
  */
 export async function introspectionClientsOf(_token: { clientId?: string; aud?: string | string[] }): Promise<ReadonlySet<string>> {
   return new Set();
+}
+
+const authenticatedClient = Symbol("gatehouse.authenticatedClient");
+
+/** The endpoints that authenticate clients (oidc-provider's route names). */
+const clientAuthenticatingRoutes = new Set(["token", "introspection", "revocation", "pushed_authorization_request"]);
+
+/**
+ * Errors that oidc-provider can raise after it has looked the named client up
+ * (ctx.oidc.client is then set) but before its authentication succeeded
+ * (lib/shared/client_auth.js: invalid_client, and invalid_request for
+ * conflicting mechanisms). A request that ends in one of them never counts
+ * as authenticated; server_error is in doubt, so it does not either.
+ */
+const unauthenticatedErrors = new Set(["invalid_client", "invalid_request", "server_error"]);
+
+/**
+ * koa middleware (provider.use) that marks the raw request with the client
+ * whose authentication succeeded, once the endpoint has answered. A public
+ * client (auth method "none") proves nothing: anyone may send its client_id.
+ */
+async function markAuthenticatedClient(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
+  await next();
+  // ctx.oidc exists only on oidc-provider's own routes.
+  const oidc = (ctx as Partial<KoaContextWithOIDC>).oidc;
+  const client = oidc && clientAuthenticatingRoutes.has(oidc.route) ? oidc.client : undefined;
+  if (!client || client.clientAuthMethod === "none") return;
+  if (ctx.status >= 400) {
+    const body = ctx.body as { error?: unknown } | undefined;
+    // An HTML error page (Accept: text/html) does not say which error: in doubt, not counted.
+    if (typeof body !== "object" || body === null || unauthenticatedErrors.has(String(body.error))) return;
+  }
+  (ctx.req as IncomingMessage & { [authenticatedClient]?: string })[authenticatedClient] = client.clientId;
+}
+
+/**
+ * The client_id whose client authentication succeeded on this request, once
+ * oidc-provider has answered it; undefined when it failed or there was none.
+ * For limits that must not be spent by anyone who merely names a client
+ * (RFC 6749 section 2.3: the client_id alone is not a credential).
+ */
+export function authenticatedClientOf(req: IncomingMessage): string | undefined {
+  return (req as IncomingMessage & { [authenticatedClient]?: string })[authenticatedClient];
 }
 
 export interface ProviderDeps {
@@ -185,5 +229,6 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
   // protocol) and to Fastify's view of the client address, which applies
   // TRUST_PROXY (see issuerHeadersPlugin in plugins/oidc.ts).
   provider.proxy = true;
+  provider.use(markAuthenticatedClient);
   return provider;
 }

@@ -9,6 +9,7 @@ import fp from "fastify-plugin";
 import rateLimit from "@fastify/rate-limit";
 import type { AppContext } from "../context.ts";
 import { ipRateLimitKey, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
+import { authenticatedClientOf } from "../oidc/provider.ts";
 
 /**
  * Pins the headers that oidc-provider (koa, with its `proxy` flag on) and our
@@ -52,7 +53,7 @@ const providerHeaders: Record<string, string> = {
   "x-frame-options": "DENY",
 };
 
-/** The client_id of an HTTP Basic client authentication, if any (for per-client limits). */
+/** The client_id that an HTTP Basic client authentication claims, if any: unauthenticated. */
 function basicClientId(authorization: string | undefined): string | undefined {
   if (!authorization?.startsWith("Basic ")) return undefined;
   const decoded = Buffer.from(authorization.slice(6), "base64").toString("utf8");
@@ -69,14 +70,17 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
-  const handle = (request: FastifyRequest, reply: FastifyReply) => {
+  const handle = (request: FastifyRequest, reply: FastifyReply, onFinish?: () => void) => {
     reply.hijack();
     // The X-Forwarded-* headers the provider reads were pinned by
     // issuerHeadersPlugin (above) when the request arrived.
     const res = reply.raw;
     res.setHeader("x-request-id", request.id);
     for (const [name, value] of Object.entries(providerHeaders)) res.setHeader(name, value);
-    res.on("finish", () => metrics.requests.inc({ method: request.method, route: "oidc", status: String(res.statusCode) }));
+    res.on("finish", () => {
+      metrics.requests.inc({ method: request.method, route: "oidc", status: String(res.statusCode) });
+      onFinish?.();
+    });
     host.callback(request.raw, res);
   };
 
@@ -96,16 +100,38 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
   app.route({ method: "POST", url: "/request", onRequest: perIp("par", config.authRateLimitPerIp), handler: handle });
 
   // Per-IP and per-client limits on the endpoints that authenticate clients
-  // or answer about tokens.
+  // or answer about tokens. Every request counts against its address. Only a
+  // request whose client authentication succeeded counts against the client
+  // (after oidc-provider answered it: authenticatedClientOf), so naming a
+  // client with a wrong secret cannot spend its budget. A client over budget
+  // is refused up front when it names itself in HTTP Basic (the default
+  // method); one authenticating in the body is named only once oidc-provider
+  // has parsed it, so it is held to the per-IP limit alone.
   const tokenPerIp = perIp("token", config.tokenRateLimitPerIp);
-  const perClient = app.rateLimit({
+  const clientBudget = app.createRateLimit({
     max: config.tokenRateLimitPerClient,
     timeWindow: 60_000,
     cache: rateLimitCacheSize,
-    keyGenerator: (r) => `client:${basicClientId(r.headers.authorization) ?? `ip:${ipRateLimitKey(r.ip)}`}`,
-  });
+    keyGenerator: (r) => `client:${authenticatedClientOf(r.raw) ?? basicClientId(r.headers.authorization)}`,
+  } as Parameters<typeof app.createRateLimit>[0]);
+  const checkClientBudget = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!basicClientId(request.headers.authorization)) return;
+    const budget = await clientBudget(request, { increment: false });
+    if (budget.isAllowed || budget.remaining > 0) return;
+    reply.header("retry-after", String(budget.ttlInSeconds));
+    throw tooManyRequests(request, { after: `${budget.ttlInSeconds} seconds` });
+  };
+  const countAuthenticatedClient = (request: FastifyRequest) => {
+    if (!authenticatedClientOf(request.raw)) return;
+    clientBudget(request).catch((err: unknown) => request.log.error({ err }, "could not count a client's request"));
+  };
   for (const url of ["/token", "/token/introspection", "/token/revocation"]) {
-    app.route({ method: "POST", url, onRequest: [tokenPerIp, perClient], handler: handle });
+    app.route({
+      method: "POST",
+      url,
+      onRequest: [tokenPerIp, checkClientBudget],
+      handler: (request, reply) => handle(request, reply, () => countAuthenticatedClient(request)),
+    });
   }
 
   app.all("/*", handle);
