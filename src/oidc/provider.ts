@@ -114,7 +114,17 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
     responseTypes: ["code", "none"],
     findAccount,
     jwks: { keys: keys as NonNullable<Configuration["jwks"]>["keys"] },
-    cookies: { keys: cookieKeys, long: cookie, short: cookie },
+    // On https the session cookie is __Host-session: browsers take a __Host-
+    // cookie only with Secure, Path=/ (oidc-provider sets the session cookie
+    // at /) and no Domain, so neither a sibling subdomain nor plain http can
+    // plant or overwrite it (RFC 6265bis section 4.1.3.2). The interaction
+    // cookies are scoped to their own paths, which the prefix forbids.
+    cookies: {
+      keys: cookieKeys,
+      long: cookie,
+      short: cookie,
+      ...(secure && { names: { session: "__Host-session", interaction: "_interaction", resume: "_interaction_resume" } }),
+    },
     claims: { ...claimsByScope } as unknown as Configuration["claims"],
     scopes: [...supportedScopes],
     // Scope claims (email, name, role) go in the ID token too, not only userinfo.
