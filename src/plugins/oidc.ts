@@ -35,7 +35,8 @@ export const issuerHeadersPlugin = fp(
       headers.host = host;
       headers["x-forwarded-host"] = host;
       headers["x-forwarded-proto"] = proto;
-      headers["x-forwarded-for"] = ip;
+      if (ip) headers["x-forwarded-for"] = ip;
+      else delete headers["x-forwarded-for"];
     });
   },
   { name: "issuer-headers" },
