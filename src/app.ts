@@ -20,7 +20,7 @@ import { createCsrf } from "./auth/csrf.ts";
 import { connectRedis, createMemoryCounterStore, createRedisCounterStore } from "./auth/counter-store.ts";
 import { createSignInLimiter } from "./auth/sign-in-limiter.ts";
 import { createMetrics } from "./metrics.ts";
-import { oidcPlugin } from "./plugins/oidc.ts";
+import { issuerHeadersPlugin, oidcPlugin } from "./plugins/oidc.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { securityPlugin } from "./plugins/security.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
@@ -52,10 +52,22 @@ declare module "fastify" {
   }
 }
 
+/**
+ * Fastify's trustProxy from TRUST_PROXY. `true` means one proxy in front:
+ * only the immediate peer is trusted (hop 0), so request.ip is the right-most
+ * X-Forwarded-For entry, the one that proxy appended. (Fastify's own `true`
+ * trusts every hop and returns the left-most entry, which the client
+ * writes.) A list of addresses or CIDRs is proxy-addr's right-to-left walk,
+ * which stops at the first address not in the list.
+ */
+function trustProxyFor(setting: Config["trustProxy"]): boolean | string | ((address: string, hop: number) => boolean) {
+  return setting === true ? (_address, hop) => hop === 0 : setting;
+}
+
 export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? loggerOptions(config),
-    trustProxy: config.trustProxy,
+    trustProxy: trustProxyFor(config.trustProxy),
     bodyLimit: 64 * 1024,
     genReqId: () => randomUUID(),
     // Never take a request id from the client: it would be a log-injection vector.
@@ -96,6 +108,8 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     reply.header("x-request-id", request.id);
   });
 
+  // First, so that no route sees the client's Host or X-Forwarded-* headers.
+  await app.register(issuerHeadersPlugin, { issuer: config.issuer });
   await app.register(errorHandlerPlugin);
   await app.register(metricsPlugin, context);
   await app.register(securityPlugin, { https: config.issuer.startsWith("https:") });

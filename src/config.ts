@@ -21,6 +21,11 @@ export interface Config {
   /** Raw 32-byte master keys, newest first; undefined means "use the development key file". */
   readonly masterKeys: readonly Buffer[] | undefined;
   readonly redisUrl: string | undefined;
+  /**
+   * false; true: exactly one proxy in front, the immediate peer (the client
+   * address is the right-most X-Forwarded-For entry); or the proxies'
+   * addresses and CIDRs, skipped right to left. Applied in app.ts.
+   */
   readonly trustProxy: boolean | string;
   readonly logLevel: LogLevel;
   /** Lifetimes in seconds. */
@@ -44,6 +49,8 @@ export interface Config {
   readonly signInMaxFailuresPerIp: number;
   /** Seconds of the sign-in failure window. */
   readonly signInWindow: number;
+  /** Requests per minute per IP (IPv6 per /64) to the authorization endpoint and, counted apart, to PAR. */
+  readonly authRateLimitPerIp: number;
   /** Requests per minute per IP, and per client, on the token, introspection and revocation endpoints. */
   readonly tokenRateLimitPerIp: number;
   readonly tokenRateLimitPerClient: number;
@@ -132,6 +139,7 @@ export function loadConfig(env: Env = process.env): Config {
     signInMaxFailures: parseInteger("SIGNIN_MAX_FAILURES", read("SIGNIN_MAX_FAILURES"), 5, 1, 1000),
     signInMaxFailuresPerIp: parseInteger("SIGNIN_MAX_FAILURES_PER_IP", read("SIGNIN_MAX_FAILURES_PER_IP"), 50, 1, 100000),
     signInWindow: parseDuration("SIGNIN_WINDOW", read("SIGNIN_WINDOW"), "15m", 1),
+    authRateLimitPerIp: parseInteger("AUTH_RATE_LIMIT_PER_IP", read("AUTH_RATE_LIMIT_PER_IP"), 300, 1, 10_000_000),
     tokenRateLimitPerIp: parseInteger("TOKEN_RATE_LIMIT_PER_IP", read("TOKEN_RATE_LIMIT_PER_IP"), 600, 1, 10_000_000),
     tokenRateLimitPerClient: parseInteger("TOKEN_RATE_LIMIT_PER_CLIENT", read("TOKEN_RATE_LIMIT_PER_CLIENT"), 1200, 1, 10_000_000),
     outboundAllowPrivate: parseBoolean("OUTBOUND_ALLOW_PRIVATE", read("OUTBOUND_ALLOW_PRIVATE"), false),

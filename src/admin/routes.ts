@@ -1,8 +1,11 @@
 /**
- * /admin/v1 (SPEC section 8): the operators' API. Each handler validates with
- * its schema, calls one service (the same ones the CLI calls) and replies.
- * Authentication and the per-route scope check run in onRequest, before any
- * body is read, so a refused request never writes anything.
+ * /admin/v1 (README, "Admin API"): the operators' API. Each handler validates
+ * with its schema, calls one service (the same ones the CLI calls) and
+ * replies. Authentication and the per-route scope check run in onRequest,
+ * before any body is read, so a refused request never writes anything. Every
+ * request under /admin/v1 goes through that hook, whatever its method: only
+ * the OpenAPI document is public, and a request the scope table does not
+ * cover is refused (401 without a valid token, else 404), never served.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
@@ -10,7 +13,7 @@ import { Type } from "@sinclair/typebox";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { authenticateAdminCall, type AdminCaller } from "./auth.ts";
-import { adminRouteScopes, publicAdminRoutes, scopeSatisfies } from "./scopes.ts";
+import { isPublicAdminRoute, requiredAdminScope, scopeSatisfies } from "./scopes.ts";
 import * as S from "./schemas.ts";
 import type { Actor } from "../services/actor.ts";
 import { createUser, deleteUser, getUser, listUsers, setUserPassword, updateUser } from "../services/users.ts";
@@ -27,6 +30,7 @@ declare module "fastify" {
   }
 }
 
+const catchAll = "/admin/v1/*";
 const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody };
 const Users = S.Page(S.User);
 
@@ -60,23 +64,26 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
 
   app.addSchema(S.ErrorBody);
 
-  // Every admin route must be in the scope table (or explicitly public).
+  // Every admin route must be in the scope table (or explicitly public);
+  // HEAD routes, which Fastify adds for each GET, take their GET's entry.
   app.addHook("onRoute", (route) => {
+    if (route.url === catchAll) return;
     for (const method of [route.method].flat()) {
-      if (method === "HEAD") continue;
-      const key = `${method} ${route.url}`;
-      if (route.url === "/admin/v1/*") continue;
-      if (!adminRouteScopes[key] && !publicAdminRoutes.has(key)) throw new Error(`admin route ${key} has no scope in src/admin/scopes.ts`);
+      if (!requiredAdminScope(method, route.url) && !isPublicAdminRoute(method, route.url)) {
+        throw new Error(`admin route ${method} ${route.url} has no scope in src/admin/scopes.ts`);
+      }
     }
   });
 
   app.addHook("onRequest", async (request, reply) => {
     // Responses can carry secrets (a new client's secret): never cached.
     reply.header("cache-control", "no-store");
-    const key = `${request.method} ${request.routeOptions.url}`;
-    if (publicAdminRoutes.has(key)) return;
-    const required = adminRouteScopes[key];
-    if (!required) return; // unmatched: the catch-all below answers 404
+    const { method } = request;
+    const url = request.routeOptions.url;
+    if (isPublicAdminRoute(method, url)) return;
+    // Fail closed: authenticate first, whatever the route, so that without a
+    // token nothing (not even whether a path exists) is learnt.
+    const required = requiredAdminScope(method, url);
     let caller: AdminCaller;
     try {
       caller = await authenticateAdminCall(ctx.host.provider, config.issuer, request.headers.authorization);
@@ -84,6 +91,11 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
       // RFC 6750 section 3: tell the caller how to authenticate.
       reply.header("www-authenticate", request.headers.authorization ? 'Bearer realm="gatehouse-admin", error="invalid_token"' : 'Bearer realm="gatehouse-admin"');
       throw error;
+    }
+    if (!required) {
+      // The catch-all, OPTIONS (no CORS is offered) or a method the table
+      // does not list for this path: refused.
+      throw new AppError("not_found", `no route for ${method} ${request.url.split("?")[0]}`);
     }
     if (!scopeSatisfies(caller.scopes, required)) {
       reply.header("www-authenticate", `Bearer realm="gatehouse-admin", error="insufficient_scope", scope="${required}"`);
@@ -102,8 +114,9 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
 
   app.get("/admin/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
-  // Anything else under /admin/v1 is a JSON 404, not oidc-provider's catch-all.
-  app.all("/admin/v1/*", { schema: { hide: true } }, async (request) => {
+  // Anything else under /admin/v1 is a JSON 404 (after authentication, in the
+  // hook above), not oidc-provider's catch-all.
+  app.all(catchAll, { schema: { hide: true } }, async (request) => {
     throw new AppError("not_found", `no route for ${request.method} ${request.url.split("?")[0]}`);
   });
 

@@ -1,8 +1,9 @@
 /**
- * The admin API's authorization table (SPEC section 8): every route and the
- * scope it needs. Reads need admin:read; revocations need admin:revoke or
- * admin:write; every other change needs admin:write. The auth hook reads this
- * table; a route missing from it refuses to start.
+ * The admin API's authorization table (docs: README, "Admin API"): every
+ * route and the scope it needs. Reads need admin:read; revocations need
+ * admin:revoke or admin:write; every other change needs admin:write. The auth
+ * hook reads this table; a route missing from it refuses to start, and a
+ * request it does not cover is refused.
  */
 export type AdminScope = "admin:read" | "admin:revoke" | "admin:write";
 
@@ -32,6 +33,24 @@ export const adminRouteScopes: Readonly<Record<string, AdminScope>> = {
 
 /** Routes anyone may read: the API's own description. */
 export const publicAdminRoutes: ReadonlySet<string> = new Set(["GET /admin/v1/openapi.json"]);
+
+/**
+ * The scope a request needs, or undefined when the table does not cover it
+ * (the caller must then be refused, never passed through). HEAD is GET
+ * without a body (RFC 9110 section 9.3.2), so it needs exactly its GET's
+ * scope; Fastify answers HEAD for every GET route by itself. OPTIONS and any
+ * other method are covered by nothing: the admin API offers no CORS.
+ */
+export function requiredAdminScope(method: string, routeUrl: string | undefined): AdminScope | undefined {
+  if (routeUrl === undefined) return undefined;
+  const key = `${method === "HEAD" ? "GET" : method} ${routeUrl}`;
+  return Object.hasOwn(adminRouteScopes, key) ? adminRouteScopes[key] : undefined;
+}
+
+/** Whether a request may be answered without a token (HEAD as its GET). */
+export function isPublicAdminRoute(method: string, routeUrl: string | undefined): boolean {
+  return publicAdminRoutes.has(`${method === "HEAD" ? "GET" : method} ${routeUrl}`);
+}
 
 /** Whether a token's scopes satisfy the route's requirement (admin:write also revokes). */
 export function scopeSatisfies(granted: ReadonlySet<string>, required: AdminScope): boolean {

@@ -4,6 +4,7 @@
  * changes, a new provider is built and swapped in (see provider-host.ts).
  * Protocol features are oidc-provider's own, switched on here (SPEC section 5).
  */
+import type { IncomingMessage } from "node:http";
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { JWK } from "jose";
 import type { Config } from "../config.ts";
@@ -38,6 +39,60 @@ function createInteractionPolicy() {
   return policy;
 }
 
+/**
+ * The clients besides a token's own that may introspect it. None yet: when
+ * resource servers are registered, the ones named by the token's audience
+ * list their own introspection clients (`introspection_clients`) here.
+ * Anyone else is answered `active: false`, as for an unknown token
+ * (RFC 7662 section 2.2; oidc-provider docs, features.introspection).
+ */
+export async function introspectionClientsOf(_token: { clientId?: string; aud?: string | string[] }): Promise<ReadonlySet<string>> {
+  return new Set();
+}
+
+const authenticatedClient = Symbol("gatehouse.authenticatedClient");
+
+/** The endpoints that authenticate clients (oidc-provider's route names). */
+const clientAuthenticatingRoutes = new Set(["token", "introspection", "revocation", "pushed_authorization_request"]);
+
+/**
+ * Errors that oidc-provider can raise after it has looked the named client up
+ * (ctx.oidc.client is then set) but before its authentication succeeded
+ * (lib/shared/client_auth.js: invalid_client, and invalid_request for
+ * conflicting mechanisms). A request that ends in one of them never counts
+ * as authenticated; server_error is in doubt, so it does not either.
+ */
+const unauthenticatedErrors = new Set(["invalid_client", "invalid_request", "server_error"]);
+
+/**
+ * koa middleware (provider.use) that marks the raw request with the client
+ * whose authentication succeeded, once the endpoint has answered. A public
+ * client (auth method "none") proves nothing: anyone may send its client_id.
+ */
+async function markAuthenticatedClient(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
+  await next();
+  // ctx.oidc exists only on oidc-provider's own routes.
+  const oidc = (ctx as Partial<KoaContextWithOIDC>).oidc;
+  const client = oidc && clientAuthenticatingRoutes.has(oidc.route) ? oidc.client : undefined;
+  if (!client || client.clientAuthMethod === "none") return;
+  if (ctx.status >= 400) {
+    const body = ctx.body as { error?: unknown } | undefined;
+    // An HTML error page (Accept: text/html) does not say which error: in doubt, not counted.
+    if (typeof body !== "object" || body === null || unauthenticatedErrors.has(String(body.error))) return;
+  }
+  (ctx.req as IncomingMessage & { [authenticatedClient]?: string })[authenticatedClient] = client.clientId;
+}
+
+/**
+ * The client_id whose client authentication succeeded on this request, once
+ * oidc-provider has answered it; undefined when it failed or there was none.
+ * For limits that must not be spent by anyone who merely names a client
+ * (RFC 6749 section 2.3: the client_id alone is not a credential).
+ */
+export function authenticatedClientOf(req: IncomingMessage): string | undefined {
+  return (req as IncomingMessage & { [authenticatedClient]?: string })[authenticatedClient];
+}
+
 export interface ProviderDeps {
   config: Config;
   prisma: PrismaClient;
@@ -68,7 +123,17 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
     responseTypes: ["code", "none"],
     findAccount,
     jwks: { keys: keys as NonNullable<Configuration["jwks"]>["keys"] },
-    cookies: { keys: cookieKeys, long: cookie, short: cookie },
+    // On https the session cookie is __Host-session: browsers take a __Host-
+    // cookie only with Secure, Path=/ (oidc-provider sets the session cookie
+    // at /) and no Domain, so neither a sibling subdomain nor plain http can
+    // plant or overwrite it (RFC 6265bis section 4.1.3.2). The interaction
+    // cookies are scoped to their own paths, which the prefix forbids.
+    cookies: {
+      keys: cookieKeys,
+      long: cookie,
+      short: cookie,
+      ...(secure && { names: { session: "__Host-session", interaction: "_interaction", resume: "_interaction_resume" } }),
+    },
     claims: { ...claimsByScope } as unknown as Configuration["claims"],
     scopes: [...supportedScopes],
     // Scope claims (email, name, role) go in the ID token too, not only userinfo.
@@ -109,10 +174,12 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // Tokens of a disabled or deleted user introspect as inactive even before
-        // they are revoked (disabling revokes them too: this is the second line).
+        // Only the token's own client (and, later, its resource servers'
+        // introspection clients) learns anything about it. Tokens of a
+        // disabled or deleted user introspect as inactive even before they
+        // are revoked (disabling revokes them too: this is the second line).
         async allowedPolicy(ctx, client, token) {
-          if (client.clientAuthMethod === "none" && token.clientId !== client.clientId) return false;
+          if (token.clientId !== client.clientId && !(await introspectionClientsOf(token)).has(client.clientId)) return false;
           const accountId = "accountId" in token ? token.accountId : undefined;
           if (!accountId) return true;
           return (await findAccount(ctx, accountId)) !== undefined;
@@ -151,7 +218,8 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
         enabled: true,
         async logoutSource(ctx, form) {
           ctx.type = "html";
-          ctx.body = renderPage("sign-out", { form, host: ctx.host, clientName: ctx.oidc.client?.clientName });
+          // The issuer's host, not the request's Host header.
+          ctx.body = renderPage("sign-out", { form, host: new URL(config.issuer).host, clientName: ctx.oidc.client?.clientName });
         },
         async postLogoutSuccessSource(ctx) {
           ctx.type = "html";
@@ -196,8 +264,10 @@ export function createProvider({ config, prisma, clients, keys, cookieKeys }: Pr
   const provider = new Provider(config.issuer, configuration);
   processOfflineAccessByConsentPolicy(provider);
   refetchClientKeysOnFailure(provider);
-  // X-Forwarded-* reaching the provider are rewritten from Fastify's view of
-  // the request, which applies TRUST_PROXY (see plugins/oidc.ts).
+  // X-Forwarded-* reaching the provider are pinned to the issuer (host,
+  // protocol) and to Fastify's view of the client address, which applies
+  // TRUST_PROXY (see issuerHeadersPlugin in plugins/oidc.ts).
   provider.proxy = true;
+  provider.use(markAuthenticatedClient);
   return provider;
 }

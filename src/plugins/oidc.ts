@@ -5,8 +5,42 @@
  * middleware at "/" would swallow every route, oidc-provider issue #728).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
 import rateLimit from "@fastify/rate-limit";
 import type { AppContext } from "../context.ts";
+import { ipRateLimitKey, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
+import { authenticatedClientOf } from "../oidc/provider.ts";
+
+/**
+ * Pins the headers that oidc-provider (koa, with its `proxy` flag on) and our
+ * own routes derive URLs and the client's address from, on every request,
+ * before any route sees it: Host, X-Forwarded-Host and X-Forwarded-Proto come
+ * from ISSUER, never from the request, and X-Forwarded-For is Fastify's
+ * conclusion (request.ip, which applies TRUST_PROXY). So a client's
+ * `Host: evil.example` cannot move discovery's endpoints, redirects or page
+ * links off the issuer (oidc-provider docs, "Trusting TLS offloading
+ * proxies"; RFC 9110 section 7.2 leaves the Host header to the client).
+ * Registered at the root (app.ts) because the interaction and account routes
+ * hand the raw request to oidc-provider too. app.inject() requests included.
+ */
+export const issuerHeadersPlugin = fp(
+  async (app: FastifyInstance, { issuer }: { issuer: string }) => {
+    const url = new URL(issuer);
+    const host = url.host;
+    const proto = url.protocol.slice(0, -1);
+    app.addHook("onRequest", async (request) => {
+      // Read before the rewrite: Fastify's view of X-Forwarded-For under TRUST_PROXY.
+      const ip = request.ip;
+      const headers = request.raw.headers;
+      headers.host = host;
+      headers["x-forwarded-host"] = host;
+      headers["x-forwarded-proto"] = proto;
+      if (ip) headers["x-forwarded-for"] = ip;
+      else delete headers["x-forwarded-for"];
+    });
+  },
+  { name: "issuer-headers" },
+);
 
 /**
  * Headers for the provider's responses, set before it writes them. Its HTML
@@ -20,7 +54,7 @@ const providerHeaders: Record<string, string> = {
   "x-frame-options": "DENY",
 };
 
-/** The client_id of an HTTP Basic client authentication, if any (for per-client limits). */
+/** The client_id that an HTTP Basic client authentication claims, if any: unauthenticated. */
 function basicClientId(authorization: string | undefined): string | undefined {
   if (!authorization?.startsWith("Basic ")) return undefined;
   const decoded = Buffer.from(authorization.slice(6), "base64").toString("utf8");
@@ -37,36 +71,68 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
-  const handle = (request: FastifyRequest, reply: FastifyReply) => {
+  const handle = (request: FastifyRequest, reply: FastifyReply, onFinish?: () => void) => {
     reply.hijack();
-    // oidc-provider (koa) trusts X-Forwarded-* wholesale when its proxy flag
-    // is on; Fastify applies TRUST_PROXY properly (hop counts, address lists).
-    // Hand the provider Fastify's conclusions, never the client's headers.
-    // (app.inject() requests have no socket, hence no peer to distrust.)
-    if (request.raw.socket) {
-      const headers = request.raw.headers;
-      headers["x-forwarded-proto"] = request.protocol;
-      headers["x-forwarded-host"] = request.host;
-      headers["x-forwarded-for"] = request.ip;
-    }
+    // The X-Forwarded-* headers the provider reads were pinned by
+    // issuerHeadersPlugin (above) when the request arrived.
     const res = reply.raw;
     res.setHeader("x-request-id", request.id);
     for (const [name, value] of Object.entries(providerHeaders)) res.setHeader(name, value);
-    res.on("finish", () => metrics.requests.inc({ method: request.method, route: "oidc", status: String(res.statusCode) }));
+    res.on("finish", () => {
+      metrics.requests.inc({ method: request.method, route: "oidc", status: String(res.statusCode) });
+      onFinish?.();
+    });
     host.callback(request.raw, res);
   };
 
+  // Limits per minute, shared through Redis if set (README, "Several
+  // instances"). Each limiter has its own in-memory LRU of `cache` entries.
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: tooManyRequests,
+    ...(redis ? { redis, nameSpace: "gatehouse:request-rl:" } : {}),
+  });
+  const perIp = (name: string, max: number) =>
+    app.rateLimit({ max, timeWindow: 60_000, cache: rateLimitCacheSize, keyGenerator: (r) => `${name}:${ipRateLimitKey(r.ip)}` });
+
+  // Anonymous endpoints that write rows: each authorization request stores an
+  // Interaction, each pushed authorization request (RFC 9126) a row of its own.
+  app.route({ method: ["GET", "POST"], url: "/auth", onRequest: perIp("auth", config.authRateLimitPerIp), handler: handle });
+  app.route({ method: "POST", url: "/request", onRequest: perIp("par", config.authRateLimitPerIp), handler: handle });
+
   // Per-IP and per-client limits on the endpoints that authenticate clients
-  // or answer about tokens (SPEC section 10); shared through Redis if set.
-  await app.register(rateLimit, { global: false, ...(redis ? { redis, nameSpace: "gatehouse:token-rl:" } : {}) });
-  const perIp = app.rateLimit({ max: config.tokenRateLimitPerIp, timeWindow: 60_000, keyGenerator: (r) => `ip:${r.ip}` });
-  const perClient = app.rateLimit({
+  // or answer about tokens. Every request counts against its address. Only a
+  // request whose client authentication succeeded counts against the client
+  // (after oidc-provider answered it: authenticatedClientOf), so naming a
+  // client with a wrong secret cannot spend its budget. A client over budget
+  // is refused up front when it names itself in HTTP Basic (the default
+  // method); one authenticating in the body is named only once oidc-provider
+  // has parsed it, so it is held to the per-IP limit alone.
+  const tokenPerIp = perIp("token", config.tokenRateLimitPerIp);
+  const clientBudget = app.createRateLimit({
     max: config.tokenRateLimitPerClient,
     timeWindow: 60_000,
-    keyGenerator: (r) => `client:${basicClientId(r.headers.authorization) ?? `ip:${r.ip}`}`,
-  });
+    cache: rateLimitCacheSize,
+    keyGenerator: (r) => `client:${authenticatedClientOf(r.raw) ?? basicClientId(r.headers.authorization)}`,
+  } as Parameters<typeof app.createRateLimit>[0]);
+  const checkClientBudget = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!basicClientId(request.headers.authorization)) return;
+    const budget = await clientBudget(request, { increment: false });
+    if (budget.isAllowed || budget.remaining > 0) return;
+    reply.header("retry-after", String(budget.ttlInSeconds));
+    throw tooManyRequests(request, { after: `${budget.ttlInSeconds} seconds` });
+  };
+  const countAuthenticatedClient = (request: FastifyRequest) => {
+    if (!authenticatedClientOf(request.raw)) return;
+    clientBudget(request).catch((err: unknown) => request.log.error({ err }, "could not count a client's request"));
+  };
   for (const url of ["/token", "/token/introspection", "/token/revocation"]) {
-    app.route({ method: "POST", url, onRequest: [perIp, perClient], handler: handle });
+    app.route({
+      method: "POST",
+      url,
+      onRequest: [tokenPerIp, checkClientBudget],
+      handler: (request, reply) => handle(request, reply, () => countAuthenticatedClient(request)),
+    });
   }
 
   app.all("/*", handle);

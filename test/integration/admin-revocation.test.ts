@@ -50,15 +50,27 @@ interface World {
   revoker: AdminApi;
   /** For the changes that also revoke (password, disable, delete). */
   writer: AdminApi;
-  /** A confidential client playing the resource server: it introspects everyone's tokens. */
+  /** A confidential client playing the resource server: it calls userinfo with everyone's tokens. */
   resourceServer: TestClient;
+}
+
+/**
+ * Introspection of `token` by `s`'s client: introspection answers only to a
+ * token's own client. Once that client is deleted nobody can ask any more,
+ * which is as inactive as a token gets (userinfo is checked as well).
+ */
+async function introspect(s: SignedInUser, token: string): Promise<oidc.IntrospectionResponse> {
+  const result = await outcome(oidc.tokenIntrospection(s.client.config, token));
+  if (result.ok) return result.value as oidc.IntrospectionResponse;
+  if (result.error === "invalid_client") return { active: false };
+  throw new Error(`introspection failed: ${JSON.stringify(result)}`);
 }
 
 /** What a resource server and the relying party see of `s`'s tokens now. */
 async function observe(w: World, s: SignedInUser) {
   const rs = w.resourceServer.config;
-  const access = await oidc.tokenIntrospection(rs, s.accessToken);
-  const refresh = s.refreshToken ? await oidc.tokenIntrospection(rs, s.refreshToken) : undefined;
+  const access = await introspect(s, s.accessToken);
+  const refresh = s.refreshToken ? await introspect(s, s.refreshToken) : undefined;
   const userinfo = await outcome(oidc.fetchUserInfo(rs, s.accessToken, oidc.skipSubjectCheck));
   return { access, refresh, userinfo };
 }

@@ -485,7 +485,8 @@ t.test("with an https issuer behind a TLS proxy every cookie of the flow is Secu
   const resumed = await inject("GET", new URL(String(login.headers.location), issuer).pathname);
   t.equal(resumed.statusCode, 303, "and resumed");
 
-  for (const name of ["_interaction", "_interaction.sig", "_interaction_resume", "_interaction_resume.sig", "_session", "_session.sig"]) {
+  // On https the session cookie has the __Host- prefix (test/security/session-cookie.test.ts).
+  for (const name of ["_interaction", "_interaction.sig", "_interaction_resume", "_interaction_resume.sig", "__Host-session", "__Host-session.sig"]) {
     const lines = setCookies.filter((line) => line.startsWith(`${name}=`));
     t.ok(lines.length > 0, `${name} was set`);
     for (const line of lines) {
