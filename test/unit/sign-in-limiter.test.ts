@@ -18,7 +18,7 @@ function setUp(t: Test, overrides: Partial<SignInLimits> = {}) {
   // Starts at the wall clock: the limiter computes Retry-After from Date.now().
   let now = Date.now();
   const clock = { now: () => now, advance: (ms: number) => (now += ms) };
-  const store: CounterStore = createMemoryCounterStore(clock.now);
+  const store: CounterStore = createMemoryCounterStore({ now: clock.now });
   t.teardown(() => store.close());
   const limiter = createSignInLimiter(store, { ...limits, ...overrides });
   /** The count of a counter as the limiter names them (acct:, ip:, acctip:). */
