@@ -6,12 +6,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import formbody from "@fastify/formbody";
 import type { AppContext } from "../context.ts";
 import { renderPage } from "../views.ts";
-import { signInWithPassword } from "../services/sign-in.ts";
+import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
+import { signInWithPasskey, signInWithPassword } from "../services/sign-in.ts";
 import { scopeDescriptions } from "./scopes.ts";
 import { AppError } from "../errors.ts";
 import { findUserById } from "../db/users.ts";
 import { relyingPartyFor } from "../auth/passkeys.ts";
-import { auditPasskeyFailure, finishPasskeyAuthentication, startPasskeyAuthentication } from "../services/passkeys.ts";
+import { finishPasskeyAuthentication, startPasskeyAuthentication } from "../services/passkeys.ts";
 
 type Params = { uid: string };
 type LoginBody = { csrf?: string; email?: string; password?: string };
@@ -37,7 +38,6 @@ const passkeyBodySchema = {
 } as const;
 
 const invalidCredentials = "Invalid email or password.";
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function tooMany(reply: FastifyReply, retryAfterSeconds: number) {
   return reply
@@ -91,10 +91,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     const email = typeof request.body.email === "string" ? request.body.email.slice(0, 320) : "";
     const password = typeof request.body.password === "string" ? request.body.password : "";
 
-    const result = await signInWithPassword(
-      { db: ctx.db, limiter: ctx.limiter, argon2: ctx.config.argon2, onOutcome: (o) => ctx.metrics.signIns.inc({ method: "password", outcome: o }) },
-      { email, password, ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId },
-    );
+    const result = await signInWithPassword(ctx.signIn, { email, password, ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId });
     if (result.ok) {
       const to = await provider.interactionResult(
         request.raw,
@@ -103,6 +100,10 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
         { mergeWithLastSubmission: false },
       );
       return reply.redirect(to, 303);
+    }
+    if (result.reason === "busy") {
+      reply.code(503).header("retry-after", String(result.retryAfterSeconds));
+      return renderSignIn(reply, interaction.uid, client.clientName, { email, error: "The server is busy. Try again in a moment." });
     }
     if (result.reason === "rate_limited") {
       const minutes = Math.ceil(result.retryAfterSeconds / 60);
@@ -131,29 +132,19 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     const { provider, interaction, client } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
-    const where = { ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId };
-    // Until the credential names its user, only the address's limit applies.
-    const byIp = await ctx.limiter.check(undefined, request.ip);
-    if (byIp.blocked) return tooMany(reply, byIp.retryAfterSeconds);
-    const result = await finishPasskeyAuthentication(ctx.db, rp, interaction.uid, request.body, where, request.log);
-    if (!result.ok) {
-      const { delayMs } = await ctx.limiter.recordFailure(result.user?.email, request.ip);
-      await auditPasskeyFailure(ctx.db, result.reason, result.user?.id, where);
-      ctx.metrics.signIns.inc({ method: "passkey", outcome: "failure" });
-      await sleep(delayMs);
-      throw new AppError("invalid_request", "This passkey could not be used to sign in.");
-    }
-    // A locked account stays locked for passkeys too (SPEC section 10).
-    const byAccount = await ctx.limiter.check(result.user.email, request.ip);
-    if (byAccount.blocked) return tooMany(reply, byAccount.retryAfterSeconds);
-    await ctx.limiter.recordSuccess(result.user.email, request.ip);
-    ctx.metrics.signIns.inc({ method: "passkey", outcome: "success" });
-    const redirectTo = await provider.interactionResult(
-      request.raw,
-      reply.raw,
-      { login: { accountId: result.user.id, amr: result.userVerified ? ["pop", "user"] : ["pop"] } },
-      { mergeWithLastSubmission: false },
-    );
+    const result = await signInWithPasskey(ctx.signIn, {
+      rp,
+      interactionUid: interaction.uid,
+      challengeId: request.body.challengeId,
+      response: request.body.response as AuthenticationResponseJSON,
+      ip: request.ip,
+      userAgent: request.headers["user-agent"],
+      clientId: client.clientId,
+      log: request.log,
+    });
+    if (!result.ok && result.reason === "invalid_credentials") throw new AppError("invalid_request", "This passkey could not be used to sign in.");
+    if (!result.ok) return tooMany(reply, result.retryAfterSeconds);
+    const redirectTo = await provider.interactionResult(request.raw, reply.raw, { login: { accountId: result.user.id, amr: result.amr } }, { mergeWithLastSubmission: false });
     return { redirectTo };
   });
 
