@@ -92,6 +92,8 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
       db,
       limiter,
       argon2: config.argon2,
+      // Keyed apart from every other use of the master key.
+      emailHashKey: ring.derive("audit-email"),
       onOutcome: (method, outcome) => metrics.signIns.inc({ method, outcome }),
     },
     metrics,

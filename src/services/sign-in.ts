@@ -6,6 +6,7 @@
  * limits, reserved before any secret is verified and released on success;
  * every outcome audited and counted; growing delays before the hard limit.
  */
+import { createHmac } from "node:crypto";
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import type { Database } from "../db/database.ts";
 import { findUserByEmail, type UserRow } from "../db/users.ts";
@@ -23,6 +24,8 @@ export interface SignInDeps {
   db: Database;
   limiter: SignInLimiter;
   argon2: Argon2Params;
+  /** Key of the keyed hash that stands for an unknown email in the audit log (derived from the master key). */
+  emailHashKey: string;
   /** Counts outcomes for /metrics. */
   onOutcome?: (method: SignInMethod, outcome: SignInOutcome) => void;
 }
@@ -61,6 +64,16 @@ type Verification =
   | { ok: false; reason: string; user?: Pick<UserRow, "id" | "email"> };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The keyed hash (HMAC-SHA256, hex) that stands for an email in the audit log
+ * when no account has it: often a password typed into the email field, which
+ * must not be stored in clear. An operator with the key can still match an
+ * email they are asked about.
+ */
+export function hashAuditEmail(key: string, email: string): string {
+  return createHmac("sha256", Buffer.from(key, "base64url")).update(email).digest("hex");
+}
 
 /**
  * One attempt through the policy: reserve a unit on the limits before
@@ -127,17 +140,11 @@ async function attemptSignIn(
   }
 
   const user = verified.user;
-  const email = (account ?? user?.email)?.slice(0, 254);
-  await recordAuditEvent(db, {
-    type: "sign_in.failed",
-    actorType: "user",
-    actorId: user?.id,
-    userId: user?.id,
-    ...where,
-    data: { method, reason: verified.reason, ...(user || email === undefined ? {} : { email }) },
-  });
+  // Unknown accounts are named by a keyed hash: the "email" may be a password.
+  const named = user ? {} : account !== undefined ? { email_hash: hashAuditEmail(deps.emailHashKey, account) } : {};
+  await recordAuditEvent(db, { type: "sign_in.failed", actorType: "user", actorId: user?.id, userId: user?.id, ...where, data: { method, reason: verified.reason, ...named } });
   if (reservation.reachesLimit) {
-    await recordAuditEvent(db, { type: "sign_in.locked", actorType: "system", userId: user?.id, ...where, data: { email, failures: reservation.failures } });
+    await recordAuditEvent(db, { type: "sign_in.locked", actorType: "system", userId: user?.id, ...where, data: { ...named, failures: reservation.failures } });
   }
   deps.onOutcome?.(method, "failure");
   await sleep(reservation.delayMs);

@@ -66,6 +66,7 @@ function depsOver(store: CounterStore): SignInDeps {
     db: running.db,
     argon2: running.config.argon2,
     limiter: createSignInLimiter(store, { maxFailures: limit, maxFailuresPerIp: 1000, windowMs: 15 * 60 * 1000, baseDelayMs: 10 }),
+    emailHashKey: running.ring.derive("audit-email"),
   };
 }
 
