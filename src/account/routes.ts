@@ -16,6 +16,19 @@ import { changeOwnPassword, signOutOtherSessions } from "../services/account.ts"
 import { listUserSessions } from "../services/access.ts";
 import { AppError } from "../errors.ts";
 import { accountClientId } from "../oidc/account-client.ts";
+import { Type, type Static } from "@sinclair/typebox";
+import type { RegistrationResponseJSON } from "@simplewebauthn/server";
+import { PasskeyOptionsBody, PasskeyRegistrationBody } from "../auth/webauthn-schemas.ts";
+
+// Form bodies: every field a bounded string (a repeated field arrives as an
+// array and is refused); the CSRF token stays optional so that its absence
+// gets the CSRF check's 403.
+const Csrf = Type.Optional(Type.String({ maxLength: 200 }));
+const CsrfForm = Type.Object({ csrf: Csrf }, { additionalProperties: false });
+const PasswordForm = Type.Object(
+  { csrf: Csrf, current_password: Type.Optional(Type.String({ maxLength: 1024 })), new_password: Type.Optional(Type.String({ maxLength: 1024 })) },
+  { additionalProperties: false },
+);
 
 const notices: Record<string, string> = {
   "passkey-removed": "The passkey was removed.",
@@ -74,34 +87,23 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     );
   });
 
-  app.post<{ Body: unknown }>("/account/passkeys/options", async (request, reply) => {
+  app.post<{ Body: unknown }>("/account/passkeys/options", { schema: { body: PasskeyOptionsBody } }, async (request, reply) => {
     const { user } = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
     return startPasskeyRegistration(ctx.db, rp, user);
   });
 
-  app.post<{ Body: { challengeId: string; response: never; name?: string } }>(
+  app.post<{ Body: PasskeyRegistrationBody }>(
     "/account/passkeys",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["challengeId", "response"],
-          properties: {
-            challengeId: { type: "string", maxLength: 64 },
-            name: { type: "string", maxLength: 100 },
-            response: { type: "object", required: ["id", "rawId", "response", "type"], properties: { type: { const: "public-key" } } },
-          },
-        },
-      },
-    },
+    { schema: { body: PasskeyRegistrationBody } },
     async (request, reply) => {
       const { user } = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
-      const passkey = await finishPasskeyRegistration(ctx.db, rp, user, request.body, where(request));
+      const body = { ...request.body, response: request.body.response as RegistrationResponseJSON };
+      const passkey = await finishPasskeyRegistration(ctx.db, rp, user, body, where(request));
       return reply.code(201).send(passkey);
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { csrf?: string } }>("/account/passkeys/:id/remove", async (request, reply) => {
+  app.post<{ Params: { id: string }; Body: Static<typeof CsrfForm> }>("/account/passkeys/:id/remove", { schema: { body: CsrfForm } }, async (request, reply) => {
     const { user } = await requireSignedIn(request, reply, request.body?.csrf);
     try {
       await removePasskey(ctx.db, request.params.id, user.id, { actorType: "user", actorId: user.id, ...where(request) });
@@ -112,20 +114,20 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     return reply.redirect("/account?notice=passkey-removed", 303);
   });
 
-  app.post<{ Body: { csrf?: string } }>("/account/sessions/sign-out-others", async (request, reply) => {
+  app.post<{ Body: Static<typeof CsrfForm> }>("/account/sessions/sign-out-others", { schema: { body: CsrfForm } }, async (request, reply) => {
     const { user, sessionId } = await requireSignedIn(request, reply, request.body?.csrf);
     await signOutOtherSessions(ctx.db, user, sessionId, where(request));
     return reply.redirect("/account?notice=signed-out-others", 303);
   });
 
-  app.post<{ Body: { csrf?: string; current_password?: string; new_password?: string } }>("/account/password", async (request, reply) => {
+  app.post<{ Body: Static<typeof PasswordForm> }>("/account/password", { schema: { body: PasswordForm } }, async (request, reply) => {
     const { user, sessionId } = await requireSignedIn(request, reply, request.body?.csrf);
     try {
       await changeOwnPassword(
         ctx.db,
         { argon2: ctx.config.argon2, limiter: ctx.limiter },
         user,
-        { currentPassword: String(request.body.current_password ?? ""), newPassword: String(request.body.new_password ?? ""), currentSessionId: sessionId },
+        { currentPassword: request.body.current_password ?? "", newPassword: request.body.new_password ?? "", currentSessionId: sessionId },
         where(request),
       );
     } catch (error) {

@@ -172,8 +172,10 @@ export async function finishPasskeyAuthentication(
   if (!passkey) return { ok: false, reason: "unknown_credential" };
   const owner = await findUserById(db.prisma, passkey.userId);
   if (!owner) return { ok: false, reason: "unknown_user" };
-  // The user handle, when sent, must name the passkey's owner.
-  const handle = input.response.response?.userHandle;
+  // The user handle, when sent, must name the passkey's owner. The route's
+  // schema bounds it; the type check keeps Buffer.from to strings of any caller.
+  const handle: unknown = input.response.response?.userHandle;
+  if (handle !== undefined && (typeof handle !== "string" || handle.length > 128)) return { ok: false, reason: "user_handle_mismatch", user: owner };
   if (handle && Buffer.from(handle, "base64url").toString("utf8") !== passkey.userId) {
     return { ok: false, reason: "user_handle_mismatch", user: owner };
   }
