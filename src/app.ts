@@ -86,6 +86,12 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   observeProvider(provider, { db, metrics, log: app.log });
   const redis = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
   const counters = redis ? createRedisCounterStore(redis) : createMemoryCounterStore();
+  const limiter = createSignInLimiter(counters, {
+    maxFailures: config.signInMaxFailures,
+    maxFailuresPerIp: config.signInMaxFailuresPerIp,
+    windowMs: config.signInWindow * 1000,
+    baseDelayMs: 250,
+  });
   const context: AppContext = {
     config,
     db,
@@ -93,12 +99,15 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     host: new ProviderHost(provider),
     // Bound to an interaction or session; keyed apart from the cookie keys.
     csrf: createCsrf(ring.derive("csrf")),
-    limiter: createSignInLimiter(counters, {
-      maxFailures: config.signInMaxFailures,
-      maxFailuresPerIp: config.signInMaxFailuresPerIp,
-      windowMs: config.signInWindow * 1000,
-      baseDelayMs: 250,
-    }),
+    limiter,
+    signIn: {
+      db,
+      limiter,
+      argon2: config.argon2,
+      // Keyed apart from every other use of the master key.
+      emailHashKey: ring.derive("audit-email"),
+      onOutcome: (method, outcome) => metrics.signIns.inc({ method, outcome }),
+    },
     metrics,
     redis,
   };

@@ -5,6 +5,7 @@ import type { MasterKeyRing } from "./crypto/master-keys.ts";
 import type { ProviderHost } from "./oidc/provider-host.ts";
 import type { Csrf } from "./auth/csrf.ts";
 import type { SignInLimiter } from "./auth/sign-in-limiter.ts";
+import type { SignInDeps } from "./services/sign-in.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Redis } from "ioredis";
 
@@ -15,6 +16,8 @@ export interface AppContext {
   host: ProviderHost;
   csrf: Csrf;
   limiter: SignInLimiter;
+  /** What signing in needs (limits, argon2 parameters, audit key, metrics), built once. */
+  signIn: SignInDeps;
   metrics: Metrics;
   /** Shared counters between instances, when REDIS_URL is set. */
   redis: Redis | undefined;

@@ -19,6 +19,19 @@ import { changeOwnPassword, signOutOtherSessions } from "../services/account.ts"
 import { listUserSessions } from "../services/access.ts";
 import { AppError } from "../errors.ts";
 import { accountClientId } from "../oidc/account-client.ts";
+import { Type, type Static } from "@sinclair/typebox";
+import type { RegistrationResponseJSON } from "@simplewebauthn/server";
+import { PasskeyOptionsBody, PasskeyRegistrationBody } from "../auth/webauthn-schemas.ts";
+
+// Form bodies: every field a bounded string (a repeated field arrives as an
+// array and is refused); the CSRF token stays optional so that its absence
+// gets the CSRF check's 403.
+const Csrf = Type.Optional(Type.String({ maxLength: 200 }));
+const CsrfForm = Type.Object({ csrf: Csrf }, { additionalProperties: false });
+const PasswordForm = Type.Object(
+  { csrf: Csrf, current_password: Type.Optional(Type.String({ maxLength: 1024 })), new_password: Type.Optional(Type.String({ maxLength: 1024 })) },
+  { additionalProperties: false },
+);
 
 /** Notices shown after a redirect, by code: the query string never carries text. */
 const notices: Record<string, string> = {
@@ -108,36 +121,25 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     return renderAccount(reply, account, { notice });
   });
 
-  app.post<{ Body: unknown }>("/account/passkeys/options", async (request, reply) => {
+  app.post<{ Body: unknown }>("/account/passkeys/options", { schema: { body: PasskeyOptionsBody } }, async (request, reply) => {
     const account = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
     if (reauthenticate(request, reply, account)) return reply;
     return startPasskeyRegistration(ctx.db, rp, account.user);
   });
 
-  app.post<{ Body: { challengeId: string; response: never; name?: string } }>(
+  app.post<{ Body: PasskeyRegistrationBody }>(
     "/account/passkeys",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["challengeId", "response"],
-          properties: {
-            challengeId: { type: "string", maxLength: 64 },
-            name: { type: "string", maxLength: 100 },
-            response: { type: "object", required: ["id", "rawId", "response", "type"], properties: { type: { const: "public-key" } } },
-          },
-        },
-      },
-    },
+    { schema: { body: PasskeyRegistrationBody } },
     async (request, reply) => {
       const account = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
       if (reauthenticate(request, reply, account)) return reply;
-      const passkey = await finishPasskeyRegistration(ctx.db, rp, account.user, request.body, where(request));
+      const body = { ...request.body, response: request.body.response as RegistrationResponseJSON };
+      const passkey = await finishPasskeyRegistration(ctx.db, rp, account.user, body, where(request));
       return reply.code(201).send(passkey);
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { csrf?: string } }>("/account/passkeys/:id/remove", async (request, reply) => {
+  app.post<{ Params: { id: string }; Body: Static<typeof CsrfForm> }>("/account/passkeys/:id/remove", { schema: { body: CsrfForm } }, async (request, reply) => {
     const account = await requireSignedIn(request, reply, request.body?.csrf);
     if (reauthenticate(request, reply, account)) return reply;
     try {
@@ -149,13 +151,13 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     return reply.redirect("/account?notice=passkey-removed", 303);
   });
 
-  app.post<{ Body: { csrf?: string } }>("/account/sessions/sign-out-others", async (request, reply) => {
+  app.post<{ Body: Static<typeof CsrfForm> }>("/account/sessions/sign-out-others", { schema: { body: CsrfForm } }, async (request, reply) => {
     const { user, sessionId, grantIds } = await requireSignedIn(request, reply, request.body?.csrf);
     await signOutOtherSessions(ctx.db, user, { sessionId, grantIds }, where(request));
     return reply.redirect("/account?notice=signed-out-others", 303);
   });
 
-  app.post<{ Body: { csrf?: string; current_password?: string; new_password?: string } }>("/account/password", async (request, reply) => {
+  app.post<{ Body: Static<typeof PasswordForm> }>("/account/password", { schema: { body: PasswordForm } }, async (request, reply) => {
     const account = await requireSignedIn(request, reply, request.body?.csrf);
     if (reauthenticate(request, reply, account)) return reply;
     try {
@@ -163,7 +165,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
         ctx.db,
         { argon2: ctx.config.argon2, limiter: ctx.limiter },
         account.user,
-        { currentPassword: String(request.body.current_password ?? ""), newPassword: String(request.body.new_password ?? ""), currentSessionId: account.sessionId },
+        { currentPassword: request.body.current_password ?? "", newPassword: request.body.new_password ?? "", currentSessionId: account.sessionId },
         where(request),
       );
     } catch (error) {

@@ -1,43 +1,40 @@
 /**
- * The sign-in and consent pages of oidc-provider's interactions (SPEC section
- * 9). Thin handlers: read the interaction, call a service, render or redirect.
+ * The sign-in and consent pages of oidc-provider's interactions (OpenID
+ * Connect Core 1.0, sections 3.1.2.3 and 3.1.2.4: authenticate the end-user,
+ * obtain consent). Thin handlers: validate the body with its schema, read the
+ * interaction, call a service, render or redirect.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import formbody from "@fastify/formbody";
 import type { AppContext } from "../context.ts";
 import { renderPage } from "../views.ts";
-import { signInWithPassword } from "../services/sign-in.ts";
+import { Type, type Static } from "@sinclair/typebox";
+import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
+import { signInWithPasskey, signInWithPassword } from "../services/sign-in.ts";
 import { scopeDescriptions } from "./scopes.ts";
 import { AppError } from "../errors.ts";
 import { findUserById } from "../db/users.ts";
 import { relyingPartyFor } from "../auth/passkeys.ts";
-import { auditPasskeyFailure, finishPasskeyAuthentication, startPasskeyAuthentication } from "../services/passkeys.ts";
+import { startPasskeyAuthentication } from "../services/passkeys.ts";
+import { PasskeyOptionsBody, PasskeySignInBody } from "../auth/webauthn-schemas.ts";
 
 type Params = { uid: string };
-type LoginBody = { csrf?: string; email?: string; password?: string };
-type ConsentBody = { csrf?: string; decision?: string };
-type PasskeyBody = { challengeId: string; response: Parameters<typeof finishPasskeyAuthentication>[3]["response"] };
 
-const passkeyBodySchema = {
-  type: "object",
-  required: ["challengeId", "response"],
-  properties: {
-    challengeId: { type: "string", maxLength: 64 },
-    response: {
-      type: "object",
-      required: ["id", "rawId", "response", "type"],
-      properties: {
-        id: { type: "string", maxLength: 1024 },
-        rawId: { type: "string", maxLength: 1024 },
-        type: { const: "public-key" },
-        response: { type: "object" },
-      },
-    },
-  },
-} as const;
+// Form bodies: every field a bounded string (a repeated field arrives as an
+// array and is refused). The CSRF token stays optional here so that a form
+// without it gets its 403 from the CSRF check. Passwords are bounded before
+// the policy's own limit (256 characters) so that argon2 never sees more.
+const Csrf = Type.String({ maxLength: 200 });
+const LoginBody = Type.Object(
+  { csrf: Type.Optional(Csrf), email: Type.Optional(Type.String({ maxLength: 320 })), password: Type.Optional(Type.String({ maxLength: 1024 })) },
+  { additionalProperties: false },
+);
+const ConsentBody = Type.Object(
+  { csrf: Type.Optional(Csrf), decision: Type.Union([Type.Literal("allow"), Type.Literal("deny")]) },
+  { additionalProperties: false },
+);
 
 const invalidCredentials = "Invalid email or password.";
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function tooMany(reply: FastifyReply, retryAfterSeconds: number) {
   return reply
@@ -90,17 +87,14 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     throw new AppError("invalid_request", `unsupported interaction prompt ${interaction.prompt.name}`);
   });
 
-  app.post<{ Params: Params; Body: LoginBody }>("/interaction/:uid/login", async (request, reply) => {
+  app.post<{ Params: Params; Body: Static<typeof LoginBody> }>("/interaction/:uid/login", { schema: { body: LoginBody } }, async (request, reply) => {
     const { provider, interaction, client } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.body?.csrf)) throw new AppError("forbidden", "The form has expired or did not come from this site. Go back and try again.");
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
-    const email = typeof request.body.email === "string" ? request.body.email.slice(0, 320) : "";
-    const password = typeof request.body.password === "string" ? request.body.password : "";
+    const email = request.body.email ?? "";
+    const password = request.body.password ?? "";
 
-    const result = await signInWithPassword(
-      { db: ctx.db, limiter: ctx.limiter, argon2: ctx.config.argon2, onOutcome: (o) => ctx.metrics.signIns.inc({ method: "password", outcome: o }) },
-      { email, password, ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId },
-    );
+    const result = await signInWithPassword(ctx.signIn, { email, password, ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId });
     if (result.ok) {
       const to = await provider.interactionResult(
         request.raw,
@@ -109,6 +103,10 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
         { mergeWithLastSubmission: false },
       );
       return reply.redirect(to, 303);
+    }
+    if (result.reason === "busy") {
+      reply.code(503).header("retry-after", String(result.retryAfterSeconds));
+      return renderSignIn(reply, interaction.uid, client.clientName, { email, error: "The server is busy. Try again in a moment." });
     }
     if (result.reason === "rate_limited") {
       const minutes = Math.ceil(result.retryAfterSeconds / 60);
@@ -126,44 +124,34 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
 
   // Usernameless passkey sign-in: options, then the signed assertion (JSON,
   // with the interaction's CSRF token in a header).
-  app.post<{ Params: Params }>("/interaction/:uid/passkey/options", async (request, reply) => {
+  app.post<{ Params: Params }>("/interaction/:uid/passkey/options", { schema: { body: PasskeyOptionsBody } }, async (request, reply) => {
     const { interaction } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
     return startPasskeyAuthentication(ctx.db, rp, interaction.uid);
   });
 
-  app.post<{ Params: Params; Body: PasskeyBody }>("/interaction/:uid/passkey", { schema: { body: passkeyBodySchema } }, async (request, reply) => {
+  app.post<{ Params: Params; Body: PasskeySignInBody }>("/interaction/:uid/passkey", { schema: { body: PasskeySignInBody } }, async (request, reply) => {
     const { provider, interaction, client } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
-    const where = { ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId };
-    // Until the credential names its user, only the address's limit applies.
-    const byIp = await ctx.limiter.check(undefined, request.ip);
-    if (byIp.blocked) return tooMany(reply, byIp.retryAfterSeconds);
-    const result = await finishPasskeyAuthentication(ctx.db, rp, interaction.uid, request.body, where, request.log);
-    if (!result.ok) {
-      const { delayMs } = await ctx.limiter.recordFailure(result.user?.email, request.ip);
-      await auditPasskeyFailure(ctx.db, result.reason, result.user?.id, where);
-      ctx.metrics.signIns.inc({ method: "passkey", outcome: "failure" });
-      await sleep(delayMs);
-      throw new AppError("invalid_request", "This passkey could not be used to sign in.");
-    }
-    // A locked account stays locked for passkeys too (SPEC section 10).
-    const byAccount = await ctx.limiter.check(result.user.email, request.ip);
-    if (byAccount.blocked) return tooMany(reply, byAccount.retryAfterSeconds);
-    await ctx.limiter.recordSuccess(result.user.email, request.ip);
-    ctx.metrics.signIns.inc({ method: "passkey", outcome: "success" });
-    const redirectTo = await provider.interactionResult(
-      request.raw,
-      reply.raw,
-      { login: { accountId: result.user.id, amr: result.userVerified ? ["pop", "user"] : ["pop"] } },
-      { mergeWithLastSubmission: false },
-    );
+    const result = await signInWithPasskey(ctx.signIn, {
+      rp,
+      interactionUid: interaction.uid,
+      challengeId: request.body.challengeId,
+      response: request.body.response as AuthenticationResponseJSON,
+      ip: request.ip,
+      userAgent: request.headers["user-agent"],
+      clientId: client.clientId,
+      log: request.log,
+    });
+    if (!result.ok && result.reason === "invalid_credentials") throw new AppError("invalid_request", "This passkey could not be used to sign in.");
+    if (!result.ok) return tooMany(reply, result.retryAfterSeconds);
+    const redirectTo = await provider.interactionResult(request.raw, reply.raw, { login: { accountId: result.user.id, amr: result.amr } }, { mergeWithLastSubmission: false });
     return { redirectTo };
   });
 
-  app.post<{ Params: Params; Body: ConsentBody }>("/interaction/:uid/consent", async (request, reply) => {
+  app.post<{ Params: Params; Body: Static<typeof ConsentBody> }>("/interaction/:uid/consent", { schema: { body: ConsentBody } }, async (request, reply) => {
     const { provider, interaction } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.body?.csrf)) throw new AppError("forbidden", "The form has expired or did not come from this site. Go back and try again.");
     if (interaction.prompt.name !== "consent") throw new AppError("invalid_request", "This consent step is already done.");

@@ -7,6 +7,7 @@ import type { Database } from "../db/database.ts";
 import { deleteOtherSessions } from "../db/sessions.ts";
 import { deleteGrantsAndTokens } from "../db/revocations.ts";
 import { checkPasswordPolicy, hashPassword, verifyPassword, type Argon2Params } from "../auth/passwords.ts";
+import { SemaphoreFullError } from "../auth/semaphore.ts";
 import type { SignInLimiter } from "../auth/sign-in-limiter.ts";
 import type { UserRow } from "../db/users.ts";
 import { appendAuditEvent, type AuditInput } from "./audit.ts";
@@ -35,9 +36,11 @@ export async function signOutOtherSessions(
 }
 
 /**
- * Changes a user's own password. The current password is required (and
- * counts against the sign-in limits); the new one must pass the policy.
- * Other sessions end and all grants are revoked, in one transaction.
+ * Changes a user's own password. The current password is required and is
+ * checked like a sign-in (reserve a unit on the sign-in limits, verify,
+ * release on success: OWASP Authentication Cheat Sheet, "Change password
+ * feature"); the new one must pass the policy. Other sessions end and all
+ * grants are revoked, in one transaction.
  */
 export async function changeOwnPassword(
   db: Database,
@@ -46,15 +49,17 @@ export async function changeOwnPassword(
   input: { currentPassword: string; newPassword: string; currentSessionId: string },
   context: Context & { ip: string },
 ): Promise<void> {
-  const limit = await deps.limiter.check(user.email, context.ip);
-  if (limit.blocked) throw new AppError("too_many_requests", "Too many failed attempts. Try again later.");
-  if (user.passwordHash && !(await verifyPassword(user.passwordHash, input.currentPassword))) {
-    await deps.limiter.recordFailure(user.email, context.ip);
-    throw new AppError("invalid_password", "The current password is not correct.");
+  if (user.passwordHash) {
+    const reservation = await deps.limiter.reserve(user.email, context.ip);
+    if (reservation.blocked) throw new AppError("too_many_requests", "Too many failed attempts. Try again later.");
+    const valid = await argon2Work(verifyPassword(user.passwordHash, input.currentPassword), () => reservation.cancel());
+    // A wrong password stays counted: the reservation is the failure.
+    if (!valid) throw new AppError("invalid_password", "The current password is not correct.");
+    await reservation.release();
   }
   const problem = checkPasswordPolicy(input.newPassword);
   if (problem) throw new AppError("invalid_password", problem.charAt(0).toUpperCase() + problem.slice(1) + ".");
-  const passwordHash = await hashPassword(input.newPassword, deps.argon2);
+  const passwordHash = await argon2Work(hashPassword(input.newPassword, deps.argon2));
   await db.prisma.$transaction(async (tx) => {
     await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
     const sessions = await deleteOtherSessions(tx, user.id, input.currentSessionId);
@@ -68,4 +73,15 @@ export async function changeOwnPassword(
       data: { revoked: { sessions, grants } },
     });
   });
+}
+
+/** Awaits argon2 work, calling `onError` if it fails; a full argon2 queue becomes a 429 the page can show. */
+async function argon2Work<T>(work: Promise<T>, onError?: () => Promise<void>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    await onError?.();
+    if (!(error instanceof SemaphoreFullError)) throw error;
+    throw new AppError("too_many_requests", "The server is busy. Try again in a moment.");
+  }
 }

@@ -27,7 +27,7 @@ import {
   createRegistrationOptions,
   type RelyingParty,
 } from "../auth/passkeys.ts";
-import { appendAuditEvent, recordAuditEvent, type AuditInput } from "./audit.ts";
+import { appendAuditEvent, type AuditInput } from "./audit.ts";
 import { AppError } from "../errors.ts";
 
 export const challengeTtlMs = 5 * 60 * 1000;
@@ -143,23 +143,26 @@ export async function startPasskeyAuthentication(db: Database, rp: RelyingParty,
   return { challengeId, options };
 }
 
-export type PasskeySignIn =
-  | { ok: true; user: UserRow; userVerified: boolean }
+export type PasskeyCeremony =
+  | { ok: true; user: UserRow; userVerified: boolean; passkeyId: string }
   /** `user` when the credential named one: its failures count against that account. */
   | { ok: false; reason: string; user?: Pick<UserRow, "id" | "email"> };
 
 /**
- * Verifies a passkey assertion for an interaction. The challenge is consumed
- * whatever the outcome; the counter must grow (a clone is refused and logged).
+ * Verifies a passkey assertion for an interaction (WebAuthn Level 3, section
+ * 7.2): the challenge is consumed whatever the outcome, the credential must be
+ * registered, the user handle (when sent) must name its owner, the signature
+ * must verify, and the counter must grow (compare-and-set, so a clone is
+ * refused and logged). Only the ceremony: limits, audit and metrics of the
+ * sign-in are signInWithPasskey's (services/sign-in.ts).
  */
 export async function finishPasskeyAuthentication(
   db: Database,
   rp: RelyingParty,
   interactionUid: string,
   input: { challengeId: string; response: AuthenticationResponseJSON },
-  context: Context,
   log: { warn(obj: object, msg: string): void },
-): Promise<PasskeySignIn> {
+): Promise<PasskeyCeremony> {
   const challenge = await db.prisma.$transaction((tx) => takeChallenge(tx, input.challengeId));
   if (!challenge || challenge.purpose !== "authentication" || challenge.interactionUid !== interactionUid) {
     return { ok: false, reason: "challenge_invalid" };
@@ -169,8 +172,10 @@ export async function finishPasskeyAuthentication(
   if (!passkey) return { ok: false, reason: "unknown_credential" };
   const owner = await findUserById(db.prisma, passkey.userId);
   if (!owner) return { ok: false, reason: "unknown_user" };
-  // The user handle, when sent, must name the passkey's owner.
-  const handle = input.response.response?.userHandle;
+  // The user handle, when sent, must name the passkey's owner. The route's
+  // schema bounds it; the type check keeps Buffer.from to strings of any caller.
+  const handle: unknown = input.response.response?.userHandle;
+  if (handle !== undefined && (typeof handle !== "string" || handle.length > 128)) return { ok: false, reason: "user_handle_mismatch", user: owner };
   if (handle && Buffer.from(handle, "base64url").toString("utf8") !== passkey.userId) {
     return { ok: false, reason: "user_handle_mismatch", user: owner };
   }
@@ -188,22 +193,9 @@ export async function finishPasskeyAuthentication(
     }
     return { ok: false, reason: "verification_failed", user: owner };
   }
-  const user = owner;
-  if (user.disabled) return { ok: false, reason: "disabled", user };
-  const stored = await db.prisma.$transaction(async (tx) => {
-    if (!(await updatePasskeyCounter(tx, passkey.id, passkey.counter, result.newCounter))) return false;
-    await appendAuditEvent(tx, db, {
-      type: "sign_in.succeeded",
-      actorType: "user",
-      actorId: user.id,
-      userId: user.id,
-      ...context,
-      data: { method: "passkey", passkey_id: passkey.id },
-    });
-    return true;
-  });
-  if (!stored) return { ok: false, reason: "counter_not_increased", user };
-  return { ok: true, user, userVerified: result.userVerified };
+  if (owner.disabled) return { ok: false, reason: "disabled", user: owner };
+  if (!(await updatePasskeyCounter(db.prisma, passkey.id, passkey.counter, result.newCounter))) return { ok: false, reason: "counter_not_increased", user: owner };
+  return { ok: true, user: owner, userVerified: result.userVerified, passkeyId: passkey.id };
 }
 
 /**
@@ -234,9 +226,4 @@ export async function removePasskey(
       data: { passkey_id: passkeyId, name: passkey.name },
     });
   });
-}
-
-/** Audits a refused passkey sign-in (outside any other change). */
-export async function auditPasskeyFailure(db: Database, reason: string, userId: string | undefined, context: Context): Promise<void> {
-  await recordAuditEvent(db, { type: "sign_in.failed", actorType: "user", actorId: userId, userId, ...context, data: { method: "passkey", reason } });
 }

@@ -1,74 +1,185 @@
 /**
- * Password sign-in (SPEC sections 9 and 10): the same answer and the same
- * cost for an unknown email, a wrong password or a disabled account; layered
- * brute-force limits; every outcome audited.
+ * Signing in, with a password or a passkey, through one policy (OWASP
+ * Authentication Cheat Sheet: "Authentication and error messages", "Protect
+ * against automated attacks"): the same answer and the same cost for an
+ * unknown email, a wrong password or a disabled account; layered brute-force
+ * limits, reserved before any secret is verified and released on success;
+ * every outcome audited and counted; growing delays before the hard limit.
  */
+import { createHmac } from "node:crypto";
+import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import type { Database } from "../db/database.ts";
 import { findUserByEmail, type UserRow } from "../db/users.ts";
 import { dummyPasswordHash, verifyPassword, type Argon2Params } from "../auth/passwords.ts";
-import type { SignInLimiter } from "../auth/sign-in-limiter.ts";
+import { SemaphoreFullError } from "../auth/semaphore.ts";
+import type { RelyingParty } from "../auth/passkeys.ts";
+import type { Reservation, SignInLimiter } from "../auth/sign-in-limiter.ts";
+import { finishPasskeyAuthentication } from "./passkeys.ts";
 import { recordAuditEvent } from "./audit.ts";
+
+export type SignInMethod = "password" | "passkey";
+export type SignInOutcome = "success" | "failure" | "locked" | "busy";
 
 export interface SignInDeps {
   db: Database;
   limiter: SignInLimiter;
   argon2: Argon2Params;
+  /** Key of the keyed hash that stands for an unknown email in the audit log (derived from the master key). */
+  emailHashKey: string;
   /** Counts outcomes for /metrics. */
-  onOutcome?: (outcome: "success" | "failure" | "locked") => void;
+  onOutcome?: (method: SignInMethod, outcome: SignInOutcome) => void;
 }
 
-export interface SignInAttempt {
-  email: string;
-  password: string;
+/** Where an attempt comes from, for limits and audit. */
+export interface SignInContext {
   ip: string;
   userAgent?: string;
   clientId?: string;
 }
 
+export interface PasswordAttempt extends SignInContext {
+  email: string;
+  password: string;
+}
+
+export interface PasskeyAttempt extends SignInContext {
+  rp: RelyingParty;
+  interactionUid: string;
+  challengeId: string;
+  response: AuthenticationResponseJSON;
+  log: { warn(obj: object, msg: string): void };
+}
+
 export type SignInResult =
-  | { ok: true; user: UserRow }
+  /** `amr`: the authentication methods references (RFC 8176) for the login result. */
+  | { ok: true; user: UserRow; amr: string[] }
   | { ok: false; reason: "invalid_credentials" }
-  | { ok: false; reason: "rate_limited"; retryAfterSeconds: number };
+  | { ok: false; reason: "rate_limited"; retryAfterSeconds: number }
+  /** Too much argon2 work queued on this instance: answer 503 with Retry-After. */
+  | { ok: false; reason: "busy"; retryAfterSeconds: number };
+
+/** What checking a secret found: the user, or why not (and whom, when known). */
+type Verification =
+  | { ok: true; user: UserRow; amr: string[]; data?: Record<string, unknown> }
+  | { ok: false; reason: string; user?: Pick<UserRow, "id" | "email"> };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function signInWithPassword(deps: SignInDeps, attempt: SignInAttempt): Promise<SignInResult> {
+/**
+ * The keyed hash (HMAC-SHA256, hex) that stands for an email in the audit log
+ * when no account has it: often a password typed into the email field, which
+ * must not be stored in clear. An operator with the key can still match an
+ * email they are asked about.
+ */
+export function hashAuditEmail(key: string, email: string): string {
+  return createHmac("sha256", Buffer.from(key, "base64url")).update(email).digest("hex");
+}
+
+/**
+ * One attempt through the policy: reserve a unit on the limits before
+ * verifying (refuse with rate_limited, without verifying, when over), verify,
+ * then release on success or keep the failure counted, audit, count for
+ * metrics and wait the growing delay. `account` is the normalised email when
+ * the attempt names one up front; otherwise the account the verification
+ * names is reserved once known. A later check of a secret (a second factor)
+ * belongs here too, as a third `method` with its own `verify`; outside
+ * sign-in (the password change) the same limiter.reserve / release applies.
+ */
+async function attemptSignIn(
+  deps: SignInDeps,
+  method: SignInMethod,
+  context: SignInContext,
+  account: string | undefined,
+  verify: () => Promise<Verification>,
+): Promise<SignInResult> {
   const { db, limiter } = deps;
-  const account = attempt.email.trim().toLowerCase();
-  const where = { ip: attempt.ip, userAgent: attempt.userAgent, clientId: attempt.clientId };
+  const where = { ip: context.ip, userAgent: context.userAgent, clientId: context.clientId };
 
-  const limit = await limiter.check(account, attempt.ip);
-  if (limit.blocked) {
-    deps.onOutcome?.("locked");
-    return { ok: false, reason: "rate_limited", retryAfterSeconds: limit.retryAfterSeconds };
+  const reserved = await limiter.reserve(account, context.ip);
+  if (reserved.blocked) {
+    deps.onOutcome?.(method, "locked");
+    return { ok: false, reason: "rate_limited", retryAfterSeconds: reserved.retryAfterSeconds };
+  }
+  let reservation: Reservation = reserved;
+
+  let verified: Verification;
+  try {
+    verified = await verify();
+  } catch (error) {
+    await reservation.cancel();
+    if (!(error instanceof SemaphoreFullError)) throw error;
+    deps.onOutcome?.(method, "busy");
+    return { ok: false, reason: "busy", retryAfterSeconds: error.retryAfterSeconds };
   }
 
-  const user = account.length <= 254 ? await findUserByEmail(db.prisma, account) : null;
-  // Always run one argon2 verification, against a dummy hash when there is no
-  // user or no password, so that timing does not tell which emails exist.
-  const valid = await verifyPassword(user?.passwordHash ?? (await dummyPasswordHash(deps.argon2)), attempt.password);
-  const reason = !user ? "unknown_email" : !user.passwordHash ? "no_password" : !valid ? "wrong_password" : user.disabled ? "disabled" : undefined;
-
-  if (reason === undefined && user) {
-    await limiter.recordSuccess(account, attempt.ip);
-    await recordAuditEvent(db, { type: "sign_in.succeeded", actorType: "user", actorId: user.id, userId: user.id, ...where, data: { method: "password" } });
-    deps.onOutcome?.("success");
-    return { ok: true, user };
+  // The attempt named its account only now (a passkey): that account's limit holds too.
+  if (account === undefined && verified.user) {
+    const extended = await reservation.extend(verified.user.email);
+    if (extended.blocked) {
+      await reservation.cancel();
+      await recordAuditEvent(db, {
+        type: "sign_in.failed",
+        actorType: "user",
+        actorId: verified.user.id,
+        userId: verified.user.id,
+        ...where,
+        data: { method, reason: "locked", ...(verified.ok ? {} : { check: verified.reason }) },
+      });
+      deps.onOutcome?.(method, "locked");
+      return { ok: false, reason: "rate_limited", retryAfterSeconds: extended.retryAfterSeconds };
+    }
+    reservation = extended;
   }
 
-  const { delayMs, failures } = await limiter.recordFailure(account, attempt.ip);
-  await recordAuditEvent(db, {
-    type: "sign_in.failed",
-    actorType: "user",
-    actorId: user?.id,
-    userId: user?.id,
-    ...where,
-    data: { method: "password", reason, ...(user ? {} : { email: account.slice(0, 254) }) },
-  });
-  if (failures === deps.limiter.maxFailures) {
-    await recordAuditEvent(db, { type: "sign_in.locked", actorType: "system", userId: user?.id, ...where, data: { email: account.slice(0, 254), failures } });
+  if (verified.ok) {
+    await reservation.release();
+    const { user } = verified;
+    await recordAuditEvent(db, { type: "sign_in.succeeded", actorType: "user", actorId: user.id, userId: user.id, ...where, data: { method, ...verified.data } });
+    deps.onOutcome?.(method, "success");
+    return { ok: true, user, amr: verified.amr };
   }
-  deps.onOutcome?.("failure");
-  await sleep(delayMs);
+
+  const user = verified.user;
+  // Unknown accounts are named by a keyed hash: the "email" may be a password.
+  const named = user ? {} : account !== undefined ? { email_hash: hashAuditEmail(deps.emailHashKey, account) } : {};
+  await recordAuditEvent(db, { type: "sign_in.failed", actorType: "user", actorId: user?.id, userId: user?.id, ...where, data: { method, reason: verified.reason, ...named } });
+  if (reservation.reachesLimit) {
+    await recordAuditEvent(db, { type: "sign_in.locked", actorType: "system", userId: user?.id, ...where, data: { ...named, failures: reservation.failures } });
+  }
+  deps.onOutcome?.(method, "failure");
+  await sleep(reservation.delayMs);
   return { ok: false, reason: "invalid_credentials" };
+}
+
+/**
+ * Password sign-in. Always runs one argon2 verification, against a dummy hash
+ * when there is no user or no password, so that timing does not tell which
+ * emails exist (OWASP Authentication Cheat Sheet, "Authentication responses").
+ */
+export async function signInWithPassword(deps: SignInDeps, attempt: PasswordAttempt): Promise<SignInResult> {
+  const account = attempt.email.trim().toLowerCase();
+  return attemptSignIn(deps, "password", attempt, account, async () => {
+    const user = account.length <= 254 ? await findUserByEmail(deps.db.prisma, account) : null;
+    const valid = await verifyPassword(user?.passwordHash ?? (await dummyPasswordHash(deps.argon2)), attempt.password);
+    if (!user) return { ok: false, reason: "unknown_email" };
+    if (!user.passwordHash) return { ok: false, reason: "no_password", user };
+    if (!valid) return { ok: false, reason: "wrong_password", user };
+    if (user.disabled) return { ok: false, reason: "disabled", user };
+    return { ok: true, user, amr: ["pwd"] };
+  });
+}
+
+/**
+ * Usernameless passkey sign-in (WebAuthn Level 3, section 7.2). Until the
+ * credential names its owner only the address's limit applies; then the
+ * owner's account limit does too, so a locked account stays locked for
+ * passkeys, and the refusal is audited instead of a success.
+ */
+export async function signInWithPasskey(deps: SignInDeps, attempt: PasskeyAttempt): Promise<SignInResult> {
+  return attemptSignIn(deps, "passkey", attempt, undefined, async () => {
+    const ceremony = await finishPasskeyAuthentication(deps.db, attempt.rp, attempt.interactionUid, { challengeId: attempt.challengeId, response: attempt.response }, attempt.log);
+    if (!ceremony.ok) return ceremony;
+    // RFC 8176: "pop" for the proof of possession of a key, "user" when the authenticator verified the user.
+    return { ok: true, user: ceremony.user, amr: ceremony.userVerified ? ["pop", "user"] : ["pop"], data: { passkey_id: ceremony.passkeyId } };
+  });
 }

@@ -26,6 +26,7 @@ import {
 } from "../helpers/http-flow.ts";
 import { AdminApi, addPasskey, auditEventsAfter, lastAuditSeq, makeAdminClient, signIn, type AdminClient } from "../helpers/admin.ts";
 import { createUser } from "../../src/services/users.ts";
+import { hashAuditEmail } from "../../src/services/sign-in.ts";
 
 type AuditEvents = Awaited<ReturnType<typeof auditEventsAfter>>;
 
@@ -88,7 +89,14 @@ async function auditSuite(t: Test, provider: DatabaseProvider) {
 
     const stranger = uniqueEmail("Nobody");
     const unknown = only(t, await eventsDuring(running, () => attemptSignIn(running, app, stranger, strongPassword())), "sign_in.failed");
-    t.match(unknown, { userId: null, actorId: null, ip: "127.0.0.1", userAgent, data: { method: "password", reason: "unknown_email", email: stranger.toLowerCase() } });
+    t.match(unknown, {
+      userId: null,
+      actorId: null,
+      ip: "127.0.0.1",
+      userAgent,
+      data: { method: "password", reason: "unknown_email", email_hash: hashAuditEmail(running.ring.derive("audit-email"), stranger.toLowerCase()) },
+    });
+    t.equal(unknown.data.email, undefined, "the unknown email is stored as a keyed hash, never in clear (it may be a password)");
 
     const disabled = await makeUser(running);
     keep(disabled.password);
@@ -117,7 +125,8 @@ async function auditSuite(t: Test, provider: DatabaseProvider) {
     });
     t.equal(events.filter((e) => e.type === "sign_in.failed").length, limit, `${limit} failures recorded`);
     const locked = only(t, events, "sign_in.locked");
-    t.match(locked, { actorType: "system", userId: user.id, ip: "127.0.0.1", userAgent, data: { email: user.email, failures: limit } });
+    t.match(locked, { actorType: "system", userId: user.id, ip: "127.0.0.1", userAgent, data: { failures: limit } });
+    t.equal(locked.data.email, undefined, "a known user is named by id, not by email");
     t.ok(locked.seq > events.filter((e) => e.type === "sign_in.failed").at(-1)!.seq, "after the last failure");
     t.equal(events.filter((e) => e.type === "sign_in.succeeded").length, 0, "the locked attempt did not sign in");
   });

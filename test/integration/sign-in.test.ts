@@ -13,6 +13,7 @@ import { dictionary } from "@zxcvbn-ts/language-common";
 import { createClient } from "../../src/services/clients.ts";
 import { createUser } from "../../src/services/users.ts";
 import { AppError } from "../../src/errors.ts";
+import { hashAuditEmail } from "../../src/services/sign-in.ts";
 import {
   Browser,
   authorizationUrl,
@@ -287,7 +288,7 @@ t.test("the sixth failed attempt gets 429 with Retry-After, and then even the ri
   const locked = await auditEvents({ userId: user.id, type: "sign_in.locked" });
   t.equal(locked.length, 1, "one sign_in.locked event");
   t.equal(locked[0]?.data.failures, 5);
-  t.equal(locked[0]?.data.email, user.email);
+  t.same(locked[0]?.data, { failures: 5 }, "about the user by id: no email in the event");
   t.equal(locked[0]?.ip, "127.0.0.1");
   t.same(await auditEvents({ userId: user.id, type: "sign_in.succeeded" }), [], "no sign_in.succeeded");
 });
@@ -313,9 +314,12 @@ t.test("an unknown email and a wrong password get the same answer; the audit log
   const byUser = await auditEvents({ userId: user.id, type: "sign_in.failed" });
   t.equal(byUser.length, 1);
   t.equal(byUser[0]?.data.reason, "wrong_password", "the wrong password is audited as wrong_password");
-  const anonymous = (await auditEvents({ userId: null, type: "sign_in.failed" })).filter((e) => e.data.email === unknownEmail);
+  const emailHash = hashAuditEmail(running.ring.derive("audit-email"), unknownEmail.toLowerCase());
+  const anonymous = (await auditEvents({ userId: null, type: "sign_in.failed" })).filter((e) => e.data.email_hash === emailHash);
   t.equal(anonymous.length, 1);
-  t.equal(anonymous[0]?.data.reason, "unknown_email", "the unknown email as unknown_email, with the email tried");
+  t.equal(anonymous[0]?.data.reason, "unknown_email", "the unknown email as unknown_email, with a keyed hash of the email tried");
+  t.same(Object.keys(anonymous[0]?.data ?? {}).sort(), ["email_hash", "method", "reason"], "and not the email itself (it may be a password)");
+  t.notMatch(JSON.stringify(anonymous[0]), unknownEmail.toLowerCase(), "the email appears nowhere in the event");
   t.equal(anonymous[0]?.ip, "127.0.0.1");
 });
 
