@@ -7,6 +7,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { AppError } from "../errors.ts";
+import { SemaphoreFullError } from "../auth/semaphore.ts";
 import { renderErrorPage } from "../views.ts";
 
 /** Routes whose callers are people with browsers. */
@@ -52,7 +53,7 @@ function describe(error: unknown): Described | undefined {
   return { status, code, message: e.message ?? code };
 }
 
-const titles: Record<number, string> = { 400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Too large", 429: "Too many requests" };
+const titles: Record<number, string> = { 400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Too large", 429: "Too many requests", 503: "Busy" };
 
 /** JSON endpoints under browser paths (passkey ceremonies) answer JSON. */
 function wantsHtml(request: FastifyRequest): boolean {
@@ -72,6 +73,11 @@ function send(request: FastifyRequest, reply: FastifyReply, { status, code, mess
 
 async function errorHandler(app: FastifyInstance): Promise<void> {
   app.setErrorHandler((error, request, reply) => {
+    // Too much argon2 work queued (auth/semaphore.ts): the caller may retry shortly.
+    if (error instanceof SemaphoreFullError) {
+      reply.header("retry-after", String(error.retryAfterSeconds));
+      return send(request, reply, { status: 503, code: "temporarily_unavailable", message: "The server is busy. Try again in a moment." });
+    }
     const described = describe(error);
     if (described) return send(request, reply, described);
     request.log.error({ err: error }, "unhandled error");

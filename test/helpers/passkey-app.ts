@@ -10,6 +10,7 @@ import type { FastifyInstance } from "fastify";
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from "@simplewebauthn/server";
 import { buildApp } from "../../src/app.ts";
 import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
+import { auditKeyOf } from "../../src/services/audit.ts";
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { relyingPartyFor, type RelyingParty } from "../../src/auth/passkeys.ts";
 import { finishPasskeyRegistration, startPasskeyRegistration } from "../../src/services/passkeys.ts";
@@ -29,11 +30,11 @@ export async function startPasskeyApp(t: Test, env: Record<string, string> = {})
   // Added before the database's teardown, so the app closes first.
   t.teardown(() => app?.close());
   const database = await createTestDatabase(t, "sqlite");
-  const db = await database.open();
   const port = await freePort();
   const url = `http://localhost:${port}`;
   const config = testConfig(t, { DATABASE_URL: database.url, ISSUER: url, PORT: String(port), ...env });
   const ring = loadMasterKeyRing(config);
+  const db = await database.open({ auditKey: auditKeyOf(ring) });
   await ensureSigningKeys(db, ring);
   app = await buildApp({ config, db, ring, logger: false });
   await app.listen({ port, host: "127.0.0.1" });
