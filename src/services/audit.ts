@@ -31,7 +31,7 @@ export interface AuditInput {
 const genesis = "0".repeat(64);
 
 /** JSON with object keys sorted at every level, so the hash does not depend on key order. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value && typeof value === "object") {
     const entries = Object.entries(value as Record<string, unknown>)

@@ -61,13 +61,28 @@ export async function buildTestApp(t: Test, { env = {}, open = {}, provider = "s
   return { app, config, db, ring };
 }
 
-/** buildTestApp() listening on a free loopback port, with ISSUER=http://127.0.0.1:<port>. */
-export async function startApp(t: Test, options: AppOptions = {}): Promise<RunningApp> {
+/**
+ * buildTestApp() listening on a free loopback port, with ISSUER=http://127.0.0.1:<port>
+ * (or http://localhost:<port> with `issuerHost`: WebAuthn RP IDs cannot be IP addresses).
+ */
+export async function startApp(t: Test, options: AppOptions & { issuerHost?: "127.0.0.1" | "localhost" } = {}): Promise<RunningApp> {
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${options.issuerHost ?? "127.0.0.1"}:${port}`;
   const built = await buildTestApp(t, { ...options, env: { ISSUER: url, PORT: String(port), ...options.env } });
   await built.app.listen({ port, host: "127.0.0.1" });
   return { ...built, url };
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** A pino logger configuration whose lines (parsed) the test can read in `logs`. */
+export function captureLogs(level: "info" | "warn" = "info"): { logs: LogLine[]; logger: FastifyServerOptions["logger"] } {
+  const logs: LogLine[] = [];
+  return { logs, logger: { level, stream: { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) } } };
 }
 
 /** A password that passes the policy (not a common one). */

@@ -6,39 +6,22 @@
  * the account page calls.
  */
 import type { Test } from "tap";
-import type { FastifyInstance } from "fastify";
+import type { FastifyServerOptions } from "fastify";
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from "@simplewebauthn/server";
-import { buildApp } from "../../src/app.ts";
-import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
-import { auditKeyOf } from "../../src/services/audit.ts";
-import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { relyingPartyFor, type RelyingParty } from "../../src/auth/passkeys.ts";
 import { finishPasskeyRegistration, startPasskeyRegistration } from "../../src/services/passkeys.ts";
 import { findUserById } from "../../src/db/users.ts";
-import { createTestDatabase } from "./databases.ts";
-import { testConfig } from "./config.ts";
-import { freePort } from "./processes.ts";
-import { Browser, authorizationUrl, isSignInPage, last, type RunningApp, type TestClient, type TestUser } from "./http-flow.ts";
+import { Browser, authorizationUrl, isSignInPage, last, startApp, type RunningApp, type TestClient, type TestUser } from "./http-flow.ts";
 import { SoftAuthenticator } from "./soft-authenticator.ts";
 
 export interface PasskeyApp extends RunningApp {
   rp: RelyingParty;
 }
 
-export async function startPasskeyApp(t: Test, env: Record<string, string> = {}): Promise<PasskeyApp> {
-  let app: FastifyInstance | undefined;
-  // Added before the database's teardown, so the app closes first.
-  t.teardown(() => app?.close());
-  const database = await createTestDatabase(t, "sqlite");
-  const port = await freePort();
-  const url = `http://localhost:${port}`;
-  const config = testConfig(t, { DATABASE_URL: database.url, ISSUER: url, PORT: String(port), ...env });
-  const ring = loadMasterKeyRing(config);
-  const db = await database.open({ auditKey: auditKeyOf(ring) });
-  await ensureSigningKeys(db, ring);
-  app = await buildApp({ config, db, ring, logger: false });
-  await app.listen({ port, host: "127.0.0.1" });
-  return { app, url, config, db, ring, rp: relyingPartyFor(config.issuer) };
+/** The app with ISSUER=http://localhost:<port>, where passkeys work (see startApp). */
+export async function startPasskeyApp(t: Test, env: Record<string, string> = {}, logger?: FastifyServerOptions["logger"]): Promise<PasskeyApp> {
+  const running = await startApp(t, { env, issuerHost: "localhost", logger });
+  return { ...running, rp: relyingPartyFor(running.config.issuer) };
 }
 
 export interface JsonResponse {

@@ -12,6 +12,7 @@ import type { Adapter, AdapterPayload } from "oidc-provider";
 import { createAdapterFactory } from "../../src/oidc/adapter.ts";
 import { createClientStore } from "../../src/oidc/client-store.ts";
 import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
+import { auditKeyOf } from "../../src/services/audit.ts";
 import { createClient } from "../../src/services/clients.ts";
 import { deleteExpiredOidcRecords } from "../../src/db/oidc-records.ts";
 import type { Database, DatabaseProvider } from "../../src/db/database.ts";
@@ -82,8 +83,8 @@ interface Fixture {
 }
 
 async function openFixture(t: Test, provider: DatabaseProvider): Promise<Fixture> {
-  const db = await (await createTestDatabase(t, provider)).open();
   const ring = createMasterKeyRing([randomBytes(32)]);
+  const db = await (await createTestDatabase(t, provider)).open({ auditKey: auditKeyOf(ring) });
   const factory = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring));
   return {
     db,

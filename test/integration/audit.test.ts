@@ -10,7 +10,7 @@ import t, { type Test } from "tap";
 import * as oidc from "openid-client";
 import type { DatabaseProvider } from "../../src/db/database.ts";
 import { providers } from "../helpers/databases.ts";
-import { runCli } from "../helpers/processes.ts";
+import { runAuditVerify, runCli } from "../helpers/processes.ts";
 import {
   Browser,
   authorizationUrl,
@@ -300,17 +300,7 @@ async function auditSuite(t: Test, provider: DatabaseProvider) {
   });
 }
 
-/** Runs `gatehouse audit verify` against the app's database. */
-async function verify(running: RunningApp) {
-  const res = await runCli(["audit", "verify"], { DATABASE_URL: running.config.databaseUrl, KEYS_DIR: running.config.keysDir });
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(res.stdout) as Record<string, unknown>;
-  } catch {
-    json = undefined;
-  }
-  return { ...res, json };
-}
+const verify = (running: RunningApp) => runAuditVerify(running.config);
 
 async function verifySuite(t: Test, provider: DatabaseProvider) {
   const running = await startApp(t, { provider });

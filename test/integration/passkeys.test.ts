@@ -7,19 +7,10 @@
  * must be a 4xx that writes nothing but its audit event: no passkey row, no
  * counter change, no session.
  */
-import { auditKeyOf } from "../../src/services/audit.ts";
 import t, { type Test } from "tap";
-import { buildApp } from "../../src/app.ts";
-import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
-import { ensureSigningKeys } from "../../src/oidc/keys.ts";
-import { relyingPartyFor, type RelyingParty } from "../../src/auth/passkeys.ts";
 import { finishPasskeyRegistration, startPasskeyRegistration } from "../../src/services/passkeys.ts";
 import { findUserById } from "../../src/db/users.ts";
-import type { FastifyInstance } from "fastify";
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from "@simplewebauthn/server";
-import { createTestDatabase } from "../helpers/databases.ts";
-import { testConfig } from "../helpers/config.ts";
-import { freePort } from "../helpers/processes.ts";
 import {
   Browser,
   authorizationUrl,
@@ -28,48 +19,23 @@ import {
   last,
   makeClient,
   makeUser,
-  type RunningApp,
+  captureLogs,
+  type LogLine,
   type TestClient,
   type TestUser,
 } from "../helpers/http-flow.ts";
 import { SoftAuthenticator, flags } from "../helpers/soft-authenticator.ts";
+import { startPasskeyApp as startBasePasskeyApp, type PasskeyApp as BasePasskeyApp } from "../helpers/passkey-app.ts";
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-
-interface PasskeyApp extends RunningApp {
-  rp: RelyingParty;
+interface PasskeyApp extends BasePasskeyApp {
   /** Warnings and errors the app logged (pino lines, parsed). */
   logs: LogLine[];
 }
 
-/**
- * The app on a fresh SQLite database, as server.ts builds it, listening on
- * 127.0.0.1 with ISSUER=http://localhost:<port>. Closed at teardown.
- */
+/** The passkey app (helpers/passkey-app.ts) with its warnings captured. */
 async function startPasskeyApp(t: Test, env: Record<string, string> = {}): Promise<PasskeyApp> {
-  let app: FastifyInstance | undefined;
-  // Added before the database's teardown, so the app closes first.
-  t.teardown(() => app?.close());
-  const database = await createTestDatabase(t, "sqlite");
-  const port = await freePort();
-  const url = `http://localhost:${port}`;
-  const config = testConfig(t, { DATABASE_URL: database.url, ISSUER: url, PORT: String(port), ...env });
-  const ring = loadMasterKeyRing(config);
-  const db = await database.open({ auditKey: auditKeyOf(ring) });
-  await ensureSigningKeys(db, ring);
-  const logs: LogLine[] = [];
-  app = await buildApp({
-    config,
-    db,
-    ring,
-    logger: { level: "warn", stream: { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) } },
-  });
-  await app.listen({ port, host: "127.0.0.1" });
-  return { app, url, config, db, ring, rp: relyingPartyFor(config.issuer), logs };
+  const { logs, logger } = captureLogs("warn");
+  return { ...(await startBasePasskeyApp(t, env, logger)), logs };
 }
 
 interface JsonResponse {

@@ -15,6 +15,7 @@ import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, exportJWK, generate
 import {
   Browser,
   authorizationUrl,
+  captureLogs,
   isConsentPage,
   isSignInPage,
   last,
@@ -28,16 +29,11 @@ import {
 } from "../helpers/http-flow.ts";
 import { AdminApi, makeAdminClient } from "../helpers/admin.ts";
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-const logs: LogLine[] = [];
+const { logs, logger } = captureLogs("info");
 const running = await startApp(t, {
   // Clients' jwks_uri are on loopback here.
   env: { OUTBOUND_ALLOW_PRIVATE: "true", SIGNIN_MAX_FAILURES_PER_IP: "1000" },
-  logger: { level: "info", stream: { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) } },
+  logger,
 });
 const api = new AdminApi(running, (await makeAdminClient(running, "admin:read admin:write")).token);
 const discovery = (await (await fetch(`${running.url}/.well-known/openid-configuration`)).json()) as Record<string, string[] | string | boolean>;

@@ -19,7 +19,6 @@ import {
   signInAndConsent,
   startApp,
   strongPassword,
-  type RunningApp,
   type TestUser,
 } from "../helpers/http-flow.ts";
 

@@ -9,30 +9,12 @@ import { createHash, createHmac } from "node:crypto";
 import { providers } from "../helpers/databases.ts";
 import { startApp, uniqueEmail, type RunningApp } from "../helpers/http-flow.ts";
 import { AdminApi, makeAdminClient } from "../helpers/admin.ts";
-import { runCli } from "../helpers/processes.ts";
+import { runAuditVerify } from "../helpers/processes.ts";
+// The canonical form the chain hashes, as an attacker reads it from the source.
+import { canonicalJson } from "../../src/services/audit.ts";
 
-/** The canonical JSON the chain hashes (sorted keys), as an attacker can read from the source. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value ?? null);
-}
 
-async function verify(running: RunningApp, ...args: string[]) {
-  const res = await runCli(["audit", "verify", ...args], { DATABASE_URL: running.config.databaseUrl, KEYS_DIR: running.config.keysDir });
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(res.stdout) as Record<string, unknown>;
-  } catch {
-    json = undefined;
-  }
-  return { ...res, json };
-}
+const verify = (running: RunningApp, ...args: string[]) => runAuditVerify(running.config, ...args);
 
 type Recompute = (prevHash: string, content: string, keepPrefixOf: string) => string;
 
