@@ -211,6 +211,38 @@ export interface Response {
   location: URL | undefined;
 }
 
+/**
+ * A browser behind a TLS-terminating proxy, through app.inject: every request
+ * says X-Forwarded-Proto https and the issuer's Host; cookies are kept (one
+ * flow, so names suffice) and every Set-Cookie line is recorded.
+ */
+export function injectBehindTls(app: FastifyInstance, issuer: string) {
+  const cookies = new Map<string, string>();
+  const setCookies: string[] = [];
+  const inject = async (method: "GET" | "POST", url: string, form?: Record<string, string>) => {
+    const res = await app.inject({
+      method,
+      url,
+      headers: {
+        "x-forwarded-proto": "https",
+        host: new URL(issuer).host,
+        cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join("; "),
+        ...(form ? { "content-type": "application/x-www-form-urlencoded" } : {}),
+      },
+      ...(form ? { payload: new URLSearchParams(form).toString() } : {}),
+    });
+    for (const line of ([] as string[]).concat(res.headers["set-cookie"] ?? [])) {
+      setCookies.push(line);
+      const pair = line.split(";")[0]!;
+      const name = pair.slice(0, pair.indexOf("="));
+      if (/expires=Thu, 01 Jan 1970/i.test(line)) cookies.delete(name);
+      else cookies.set(name, pair.slice(pair.indexOf("=") + 1));
+    }
+    return res;
+  };
+  return { inject, cookies, setCookies };
+}
+
 /** A browser-like HTTP client: one cookie jar, no automatic redirects. */
 export class Browser {
   readonly jar = new CookieJar();

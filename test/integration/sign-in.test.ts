@@ -18,6 +18,7 @@ import {
   Browser,
   authorizationUrl,
   buildTestApp,
+  injectBehindTls,
   csrfToken,
   errorParagraph,
   isConsentPage,
@@ -441,31 +442,7 @@ t.test("with an https issuer behind a TLS proxy every cookie of the flow is Secu
   const password = strongPassword();
   const user = await createUser(db, config.argon2, { email: uniqueEmail("tls"), password });
 
-  const cookies = new Map<string, string>();
-  const setCookies: string[] = [];
-  const inject = async (method: "GET" | "POST", url: string, form?: Record<string, string>) => {
-    const res = await app.inject({
-      method,
-      url,
-      headers: {
-        "x-forwarded-proto": "https",
-        host: "id.example.test",
-        cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join("; "),
-        ...(form ? { "content-type": "application/x-www-form-urlencoded" } : {}),
-      },
-      ...(form ? { payload: new URLSearchParams(form).toString() } : {}),
-    });
-    const lines = ([] as string[]).concat(res.headers["set-cookie"] ?? []);
-    setCookies.push(...lines);
-    // One flow, so names are unique enough here; expired cookies are dropped.
-    for (const line of lines) {
-      const [pair] = line.split(";");
-      const [name, value] = [pair!.slice(0, pair!.indexOf("=")), pair!.slice(pair!.indexOf("=") + 1)];
-      if (/expires=Thu, 01 Jan 1970/i.test(line)) cookies.delete(name);
-      else cookies.set(name, value);
-    }
-    return res;
-  };
+  const { inject, setCookies } = injectBehindTls(app, issuer);
 
   const verifier = oidc.randomPKCECodeVerifier();
   const query = new URLSearchParams({

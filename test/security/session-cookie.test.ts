@@ -11,7 +11,7 @@ import t, { type Test } from "tap";
 import * as oidc from "openid-client";
 import { createClient } from "../../src/services/clients.ts";
 import { createUser } from "../../src/services/users.ts";
-import { buildTestApp, csrfToken, strongPassword, uniqueEmail } from "../helpers/http-flow.ts";
+import { buildTestApp, csrfToken, injectBehindTls, strongPassword, uniqueEmail } from "../helpers/http-flow.ts";
 
 /** A sign-in through app.inject, as a browser behind the TLS proxy would send it; every Set-Cookie line kept. */
 async function signInFlow(t: Test, issuer: string, env: Record<string, string>) {
@@ -20,29 +20,7 @@ async function signInFlow(t: Test, issuer: string, env: Record<string, string>) 
   const created = await createClient(db, ring, { name: "Cookie app", redirectUris: [callbackUri], scope: "openid email", firstParty: true });
   const password = strongPassword();
   const user = await createUser(db, config.argon2, { email: uniqueEmail("cookie"), password });
-  const cookies = new Map<string, string>();
-  const setCookies: string[] = [];
-  const inject = async (method: "GET" | "POST", url: string, form?: Record<string, string>) => {
-    const res = await app.inject({
-      method,
-      url,
-      headers: {
-        "x-forwarded-proto": "https",
-        host: new URL(issuer).host,
-        cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join("; "),
-        ...(form ? { "content-type": "application/x-www-form-urlencoded" } : {}),
-      },
-      ...(form ? { payload: new URLSearchParams(form).toString() } : {}),
-    });
-    for (const line of ([] as string[]).concat(res.headers["set-cookie"] ?? [])) {
-      setCookies.push(line);
-      const pair = line.split(";")[0]!;
-      const name = pair.slice(0, pair.indexOf("="));
-      if (/expires=Thu, 01 Jan 1970/i.test(line)) cookies.delete(name);
-      else cookies.set(name, pair.slice(pair.indexOf("=") + 1));
-    }
-    return res;
-  };
+  const { inject, setCookies, cookies } = injectBehindTls(app, issuer);
   const query = new URLSearchParams({
     client_id: created.client_id,
     redirect_uri: callbackUri,
