@@ -23,6 +23,11 @@ export interface MasterKeyRing {
   decrypt(jwe: string, context: string): Promise<string>;
   /** Derives a stable secret for `purpose` from the newest master key (HKDF-SHA256). */
   derive(purpose: string): string;
+  /**
+   * The secret for `purpose` derived from each master key, newest first: to
+   * recognise values keyed before a master key rotation.
+   */
+  deriveAll(purpose: string): string[];
   /** The ring's key ids, newest first. */
   readonly kids: readonly string[];
 }
@@ -48,6 +53,10 @@ function requireContext(context: unknown): string {
 
 function kidOf(key: Buffer): string {
   return createHash("sha256").update(key).digest("base64url").slice(0, 16);
+}
+
+function deriveFrom(key: Uint8Array, purpose: string): string {
+  return Buffer.from(hkdfSync("sha256", key, Buffer.alloc(0), `gatehouse:${purpose}`, 32)).toString("base64url");
 }
 
 /** Builds a ring from raw 32-byte keys, newest first. */
@@ -86,7 +95,10 @@ export function createMasterKeyRing(keys: readonly Buffer[]): MasterKeyRing {
       }
     },
     derive(purpose) {
-      return Buffer.from(hkdfSync("sha256", newest.key, Buffer.alloc(0), `gatehouse:${purpose}`, 32)).toString("base64url");
+      return deriveFrom(newest.key, purpose);
+    },
+    deriveAll(purpose) {
+      return entries.map((e) => deriveFrom(e.key, purpose));
     },
   };
 }
