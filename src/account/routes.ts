@@ -27,14 +27,18 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
   await app.register(formbody);
   const rp = relyingPartyFor(ctx.config.issuer);
 
-  /** The signed-in user and their session, or undefined. */
+  /**
+   * The signed-in user and their session, or undefined. `sessionIds` are the
+   * ids the session's row may be stored under (keyed hashes of the cookie
+   * value), to recognise it among the listed sessions.
+   */
   async function signedIn(request: FastifyRequest, reply: FastifyReply) {
     const session = await ctx.host.provider.Session.get({ req: request.raw, res: reply.raw } as never);
     const accountId = session?.accountId;
     if (!accountId || !session.jti) return undefined;
     const user = await findUserById(ctx.db.prisma, accountId);
     if (!user || user.disabled) return undefined;
-    return { user, sessionId: session.jti, csrf: ctx.csrf.token(`session:${session.jti}`) };
+    return { user, sessionId: session.jti, sessionIds: ctx.storedIds.candidates(session.jti), csrf: ctx.csrf.token(`session:${session.jti}`) };
   }
 
   /** For every state change: a session and the CSRF token bound to it. */
@@ -65,7 +69,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
       renderPage("account", {
         user: account.user,
         passkeys,
-        sessions: sessions.map((s) => ({ ...s, current: s.id === account.sessionId })),
+        sessions: sessions.map((s) => ({ ...s, current: account.sessionIds.includes(s.id) })),
         csrf: account.csrf,
         nonce: reply.cspNonce.script,
         notice: notices[request.query.notice ?? ""],
@@ -113,19 +117,19 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
   });
 
   app.post<{ Body: { csrf?: string } }>("/account/sessions/sign-out-others", async (request, reply) => {
-    const { user, sessionId } = await requireSignedIn(request, reply, request.body?.csrf);
-    await signOutOtherSessions(ctx.db, user, sessionId, where(request));
+    const { user, sessionIds } = await requireSignedIn(request, reply, request.body?.csrf);
+    await signOutOtherSessions(ctx.db, user, sessionIds, where(request));
     return reply.redirect("/account?notice=signed-out-others", 303);
   });
 
   app.post<{ Body: { csrf?: string; current_password?: string; new_password?: string } }>("/account/password", async (request, reply) => {
-    const { user, sessionId } = await requireSignedIn(request, reply, request.body?.csrf);
+    const { user, sessionIds } = await requireSignedIn(request, reply, request.body?.csrf);
     try {
       await changeOwnPassword(
         ctx.db,
         { argon2: ctx.config.argon2, limiter: ctx.limiter },
         user,
-        { currentPassword: String(request.body.current_password ?? ""), newPassword: String(request.body.new_password ?? ""), currentSessionId: sessionId },
+        { currentPassword: String(request.body.current_password ?? ""), newPassword: String(request.body.new_password ?? ""), currentSessionIds: sessionIds },
         where(request),
       );
     } catch (error) {

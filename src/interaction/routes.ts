@@ -16,7 +16,7 @@ import { auditPasskeyFailure, finishPasskeyAuthentication, startPasskeyAuthentic
 type Params = { uid: string };
 type LoginBody = { csrf?: string; email?: string; password?: string };
 type ConsentBody = { csrf?: string; decision?: string };
-type PasskeyBody = { challengeId: string; response: Parameters<typeof finishPasskeyAuthentication>[3]["response"] };
+type PasskeyBody = { challengeId: string; response: Parameters<typeof finishPasskeyAuthentication>[4]["response"] };
 
 const passkeyBodySchema = {
   type: "object",
@@ -124,7 +124,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     const { interaction } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
-    return startPasskeyAuthentication(ctx.db, rp, interaction.uid);
+    return startPasskeyAuthentication(ctx.db, rp, ctx.storedIds, interaction.uid);
   });
 
   app.post<{ Params: Params; Body: PasskeyBody }>("/interaction/:uid/passkey", { schema: { body: passkeyBodySchema } }, async (request, reply) => {
@@ -135,7 +135,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     // Until the credential names its user, only the address's limit applies.
     const byIp = await ctx.limiter.check(undefined, request.ip);
     if (byIp.blocked) return tooMany(reply, byIp.retryAfterSeconds);
-    const result = await finishPasskeyAuthentication(ctx.db, rp, interaction.uid, request.body, where, request.log);
+    const result = await finishPasskeyAuthentication(ctx.db, rp, ctx.storedIds, interaction.uid, request.body, where, request.log);
     if (!result.ok) {
       const { delayMs } = await ctx.limiter.recordFailure(result.user?.email, request.ip);
       await auditPasskeyFailure(ctx.db, result.reason, result.user?.id, where);

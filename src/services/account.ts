@@ -14,10 +14,13 @@ import { AppError } from "../errors.ts";
 
 type Context = Pick<AuditInput, "ip" | "userAgent">;
 
-/** "Sign out other devices": ends every session of the user but `currentSessionId`. */
-export async function signOutOtherSessions(db: Database, user: UserRow, currentSessionId: string, context: Context): Promise<number> {
+/**
+ * "Sign out other devices": ends every session of the user but the current
+ * one, named by its stored ids (StoredIds.candidates of its cookie value).
+ */
+export async function signOutOtherSessions(db: Database, user: UserRow, currentSessionIds: readonly string[], context: Context): Promise<number> {
   return db.prisma.$transaction(async (tx) => {
-    const sessions = await deleteOtherSessions(tx, user.id, currentSessionId);
+    const sessions = await deleteOtherSessions(tx, user.id, currentSessionIds);
     await appendAuditEvent(tx, db.provider, { type: "sessions.revoked", actorType: "user", actorId: user.id, userId: user.id, ...context, data: { sessions, scope: "other_devices" } });
     return sessions;
   });
@@ -32,7 +35,7 @@ export async function changeOwnPassword(
   db: Database,
   deps: { argon2: Argon2Params; limiter: SignInLimiter },
   user: UserRow,
-  input: { currentPassword: string; newPassword: string; currentSessionId: string },
+  input: { currentPassword: string; newPassword: string; currentSessionIds: readonly string[] },
   context: Context & { ip: string },
 ): Promise<void> {
   const limit = await deps.limiter.check(user.email, context.ip);
@@ -46,7 +49,7 @@ export async function changeOwnPassword(
   const passwordHash = await hashPassword(input.newPassword, deps.argon2);
   await db.prisma.$transaction(async (tx) => {
     await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
-    const sessions = await deleteOtherSessions(tx, user.id, input.currentSessionId);
+    const sessions = await deleteOtherSessions(tx, user.id, input.currentSessionIds);
     const grants = await deleteGrantsAndTokens(tx, { accountId: user.id });
     await appendAuditEvent(tx, db.provider, {
       type: "password.changed",

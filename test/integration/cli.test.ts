@@ -9,6 +9,7 @@ import { root, runCli } from "../helpers/processes.ts";
 import { createAdapterFactory } from "../../src/oidc/adapter.ts";
 import { clientSecretContext, createClientStore } from "../../src/oidc/client-store.ts";
 import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
+import { storedIdsFor } from "../../src/crypto/stored-ids.ts";
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { listMigrations } from "../../src/db/migrate.ts";
 
@@ -125,7 +126,7 @@ t.test("clients list prints every client without secrets", async (t) => {
 
 t.test("users set-password changes the hash and revokes the user's sessions and grants", async (t) => {
   const user = await db.prisma.user.findUniqueOrThrow({ where: { email: "ada@example.com" } });
-  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring));
+  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring), storedIdsFor(ring));
   await adapter("Session").upsert("s1", { accountId: user.id, uid: "u1" } as never, 3600);
   await adapter("Grant").upsert("g1", { accountId: user.id, clientId: "c1" } as never, 3600);
   await adapter("AccessToken").upsert("at1", { accountId: user.id, clientId: "c1", grantId: "g1" } as never, 3600);
