@@ -9,6 +9,7 @@ import fastifyStatic from "@fastify/static";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
 import { cookieKeysFor, type MasterKeyRing } from "./crypto/master-keys.ts";
+import { storedIdsFor } from "./crypto/stored-ids.ts";
 import type { AppContext } from "./context.ts";
 import { loggerOptions } from "./logger.ts";
 import { loadSigningKeys } from "./oidc/keys.ts";
@@ -82,7 +83,8 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   if (keys.length === 0) throw new Error("no signing keys in the database: start the server (it creates them) before building the app");
   const clients = createClientStore(db.prisma, ring);
   const metrics = createMetrics();
-  const provider = createProvider({ config, prisma: db.prisma, clients, keys, cookieKeys: cookieKeysFor(config, ring) });
+  const storedIds = storedIdsFor(ring);
+  const provider = createProvider({ config, prisma: db.prisma, clients, storedIds, keys, cookieKeys: cookieKeysFor(config, ring) });
   observeProvider(provider, { db, metrics, log: app.log });
   const redis = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
   const counters = redis ? createRedisCounterStore(redis) : createMemoryCounterStore();
@@ -96,6 +98,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     config,
     db,
     ring,
+    storedIds,
     host: new ProviderHost(provider),
     // Bound to an interaction or session; keyed apart from the cookie keys.
     csrf: createCsrf(ring.derive("csrf")),

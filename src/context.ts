@@ -2,6 +2,7 @@
 import type { Config } from "./config.ts";
 import type { Database } from "./db/database.ts";
 import type { MasterKeyRing } from "./crypto/master-keys.ts";
+import type { StoredIds } from "./crypto/stored-ids.ts";
 import type { ProviderHost } from "./oidc/provider-host.ts";
 import type { Csrf } from "./auth/csrf.ts";
 import type { SignInLimiter } from "./auth/sign-in-limiter.ts";
@@ -13,6 +14,8 @@ export interface AppContext {
   config: Config;
   db: Database;
   ring: MasterKeyRing;
+  /** The stored (keyed-hash) form of session and interaction ids, tokens and codes. */
+  storedIds: StoredIds;
   host: ProviderHost;
   csrf: Csrf;
   limiter: SignInLimiter;

@@ -44,7 +44,11 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
   await app.register(formbody);
   const rp = relyingPartyFor(ctx.config.issuer);
 
-  /** The signed-in user and their session, or undefined. */
+  /**
+   * The signed-in user and their session, or undefined. `sessionIds` are the
+   * ids the session's row may be stored under (keyed hashes of the cookie
+   * value), to recognise it among the listed sessions.
+   */
   async function signedIn(request: FastifyRequest, reply: FastifyReply) {
     const session = await ctx.host.provider.Session.get({ req: request.raw, res: reply.raw } as never);
     const accountId = session?.accountId;
@@ -54,7 +58,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     const grantIds = Object.values(session.authorizations ?? {}).flatMap((a) => (a.grantId ? [a.grantId] : []));
     // loginTs: when the person last proved who they are in this session (epoch seconds).
     const recent = typeof session.loginTs === "number" && Date.now() / 1000 - session.loginTs <= ctx.config.reauthMaxAge;
-    return { user, sessionId: session.jti, grantIds, recent, csrf: ctx.csrf.token(`session:${session.jti}`) };
+    return { user, sessionId: session.jti, sessionIds: ctx.storedIds.candidates(session.jti), grantIds, recent, csrf: ctx.csrf.token(`session:${session.jti}`) };
   }
   type Account = NonNullable<Awaited<ReturnType<typeof signedIn>>>;
 
@@ -79,7 +83,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
       renderPage("account", {
         user: account.user,
         passkeys,
-        sessions: sessions.map((s) => ({ ...s, current: s.id === account.sessionId })),
+        sessions: sessions.map((s) => ({ ...s, current: account.sessionIds.includes(s.id) })),
         csrf: account.csrf,
         nonce: reply.cspNonce.script,
         recent: account.recent,
@@ -152,8 +156,8 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
   });
 
   app.post<{ Body: Static<typeof CsrfForm> }>("/account/sessions/sign-out-others", { schema: { body: CsrfForm } }, async (request, reply) => {
-    const { user, sessionId, grantIds } = await requireSignedIn(request, reply, request.body?.csrf);
-    await signOutOtherSessions(ctx.db, user, { sessionId, grantIds }, where(request));
+    const { user, sessionIds, grantIds } = await requireSignedIn(request, reply, request.body?.csrf);
+    await signOutOtherSessions(ctx.db, user, { sessionIds, grantIds }, where(request));
     return reply.redirect("/account?notice=signed-out-others", 303);
   });
 
@@ -165,7 +169,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
         ctx.db,
         { argon2: ctx.config.argon2, limiter: ctx.limiter },
         account.user,
-        { currentPassword: request.body.current_password ?? "", newPassword: request.body.new_password ?? "", currentSessionId: account.sessionId },
+        { currentPassword: request.body.current_password ?? "", newPassword: request.body.new_password ?? "", currentSessionIds: account.sessionIds },
         where(request),
       );
     } catch (error) {

@@ -17,6 +17,7 @@ import { ensureSigningKeys, loadSigningKeys } from "../oidc/keys.ts";
 import { createClientStore } from "../oidc/client-store.ts";
 import { providerClientValidator } from "../oidc/client-validation.ts";
 import { cookieKeysFor } from "../crypto/master-keys.ts";
+import { storedIdsFor } from "../crypto/stored-ids.ts";
 
 class UsageError extends Error {}
 
@@ -177,6 +178,7 @@ async function run(argv: string[]): Promise<void> {
         config,
         prisma: db.prisma,
         clients: createClientStore(db.prisma, ring),
+        storedIds: storedIdsFor(ring),
         keys: await loadSigningKeys(db, ring),
         cookieKeys: cookieKeysFor(config, ring),
       });

@@ -1,8 +1,10 @@
 /**
  * Queries on OidcRecord, the one table behind every oidc-provider model
- * (STYLE.md, Storage). Rows past `expiresAt` are treated as missing here, so
- * no caller ever sees an expired session, grant, code or token even before
- * the sweeper has deleted it.
+ * (docs: https://github.com/panva/node-oidc-provider/blob/main/example/my_adapter.js).
+ * Rows past `expiresAt` are treated as missing here, so no caller ever sees
+ * an expired session, grant, code or token even before the sweeper has
+ * deleted it. Lookups take a list of ids: a credential's row is keyed by its
+ * keyed hash, which has one form per master key (see crypto/stored-ids.ts).
  */
 import type { PrismaClient } from "./database.ts";
 
@@ -10,9 +12,15 @@ export type OidcPayload = Record<string, unknown>;
 
 export interface OidcRecordInput {
   model: string;
+  /** The stored id (for credentials, their keyed hash). */
   id: string;
+  /** What is stored: the indexed columns are read from it. */
   payload: OidcPayload;
+  /** The stored user code column, when it is not the payload's (a keyed hash). */
+  userCode?: string | null;
   expiresAt: Date | null;
+  /** Ids the same row may have been stored under before (an older key's): deleted. */
+  replaces?: readonly string[];
 }
 
 function str(value: unknown): string | null {
@@ -33,11 +41,18 @@ function columnsOf(payload: OidcPayload) {
 
 export async function upsertOidcRecord(prisma: PrismaClient, record: OidcRecordInput): Promise<void> {
   const data = { payload: JSON.stringify(record.payload), expiresAt: record.expiresAt, ...columnsOf(record.payload) };
-  await prisma.oidcRecord.upsert({
+  if (record.userCode !== undefined) data.userCode = record.userCode;
+  const upsert = prisma.oidcRecord.upsert({
     where: { model_id: { model: record.model, id: record.id } },
     create: { model: record.model, id: record.id, ...data },
     update: data,
   });
+  if (!record.replaces?.length) {
+    await upsert;
+    return;
+  }
+  // One transaction: a reader sees the row under its old id or its new one, never neither.
+  await prisma.$transaction([prisma.oidcRecord.deleteMany({ where: { model: record.model, id: { in: [...record.replaces] } } }), upsert]);
 }
 
 type Row = { payload: string; expiresAt: Date | null; consumedAt: Date | null };
@@ -57,47 +72,73 @@ function live(row: Row | null, consumedGraceMs = 0, now = Date.now()): OidcPaylo
 const rowFields = { payload: true, expiresAt: true, consumedAt: true } as const;
 
 /**
- * Finds a live row. `consumedGraceMs` > 0 lets a consumed row read as
- * unconsumed for that long after its consumption (REFRESH_REUSE_GRACE).
+ * Finds a live row stored under one of `ids`. `consumedGraceMs` > 0 lets a
+ * consumed row read as unconsumed for that long after its consumption
+ * (REFRESH_REUSE_GRACE).
  */
 export async function findOidcRecord(
   prisma: PrismaClient,
   model: string,
-  id: string,
+  ids: readonly string[],
   consumedGraceMs = 0,
 ): Promise<OidcPayload | undefined> {
-  return live(await prisma.oidcRecord.findUnique({ where: { model_id: { model, id } }, select: rowFields }), consumedGraceMs);
+  return live(await prisma.oidcRecord.findFirst({ where: { model, id: { in: [...ids] } }, select: rowFields }), consumedGraceMs);
 }
 
 export async function findOidcRecordByUid(prisma: PrismaClient, model: string, uid: string): Promise<OidcPayload | undefined> {
   return live(await prisma.oidcRecord.findFirst({ where: { model, uid }, select: rowFields, orderBy: { createdAt: "desc" } }));
 }
 
+/** Finds the newest live row whose stored user code is one of `userCodes`. */
 export async function findOidcRecordByUserCode(
   prisma: PrismaClient,
   model: string,
-  userCode: string,
+  userCodes: readonly string[],
 ): Promise<OidcPayload | undefined> {
-  return live(await prisma.oidcRecord.findFirst({ where: { model, userCode }, select: rowFields, orderBy: { createdAt: "desc" } }));
+  return live(
+    await prisma.oidcRecord.findFirst({ where: { model, userCode: { in: [...userCodes] } }, select: rowFields, orderBy: { createdAt: "desc" } }),
+  );
 }
+
+export type ConsumeOutcome =
+  | { consumed: true }
+  /** Not consumed by this call: the row as it is now (null: gone). */
+  | { consumed: false; row: { consumedAt: Date | null; grantId: string | null } | null };
 
 /**
- * Marks a row consumed (codes, refresh tokens) without rewriting its payload.
- * The first consumption wins: a retry within the reuse grace period must not
- * push the grace window further out.
+ * Marks a row consumed (codes, refresh tokens) without rewriting its payload,
+ * as a compare-and-set: only the call that finds `consumedAt` empty sets it,
+ * so of two concurrent redemptions exactly one wins. The first consumption
+ * time is never moved, so a retry within the reuse grace period cannot push
+ * the grace window further out.
  */
-export async function consumeOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<void> {
-  await prisma.oidcRecord.updateMany({ where: { model, id, consumedAt: null }, data: { consumedAt: new Date() } });
+export async function consumeOidcRecord(prisma: PrismaClient, model: string, ids: readonly string[]): Promise<ConsumeOutcome> {
+  const where = { model, id: { in: [...ids] } };
+  const { count } = await prisma.oidcRecord.updateMany({ where: { ...where, consumedAt: null }, data: { consumedAt: new Date() } });
+  if (count > 0) return { consumed: true };
+  const row = await prisma.oidcRecord.findFirst({ where, select: { consumedAt: true, grantId: true } });
+  return { consumed: false, row };
 }
 
-export async function deleteOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<void> {
-  await prisma.oidcRecord.deleteMany({ where: { model, id } });
+export async function deleteOidcRecord(prisma: PrismaClient, model: string, ids: readonly string[]): Promise<void> {
+  await prisma.oidcRecord.deleteMany({ where: { model, id: { in: [...ids] } } });
 }
 
 /** Deletes one model's rows issued under a grant: one indexed delete. */
 export async function deleteOidcRecordsByGrant(prisma: PrismaClient, model: string, grantId: string): Promise<number> {
   const { count } = await prisma.oidcRecord.deleteMany({ where: { model, grantId } });
   return count;
+}
+
+/**
+ * Revokes a grant: deletes every row issued under it (of every model) and the
+ * Grant row itself, as oidc-provider's revoke helper does model by model.
+ */
+export async function deleteOidcGrant(prisma: PrismaClient, grantId: string): Promise<void> {
+  await prisma.$transaction([
+    prisma.oidcRecord.deleteMany({ where: { grantId } }),
+    prisma.oidcRecord.deleteMany({ where: { model: "Grant", id: grantId } }),
+  ]);
 }
 
 /** Deletes every row whose expiry has passed; returns how many. */

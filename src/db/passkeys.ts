@@ -50,6 +50,7 @@ export interface ChallengeRow {
   challenge: string;
   purpose: string;
   userId: string | null;
+  /** The interaction's stored id (keyed hash of its uid, see crypto/stored-ids.ts), never the uid itself. */
   interactionUid: string | null;
   expiresAt: Date;
 }

@@ -1,4 +1,8 @@
-/** Queries on oidc-provider Session rows (OidcRecord, model "Session"). */
+/**
+ * Queries on oidc-provider Session rows (OidcRecord, model "Session"). A
+ * session's row id is the keyed hash of its cookie value (see
+ * crypto/stored-ids.ts): it is what operators see and revoke by.
+ */
 import type { Tx } from "./database.ts";
 
 export interface SessionSummary {
@@ -15,8 +19,11 @@ export async function listSessionsOfAccount(tx: Tx, accountId: string, now = new
   });
 }
 
-/** Deletes the account's sessions except `keepId`; returns how many. */
-export async function deleteOtherSessions(tx: Tx, accountId: string, keepId: string): Promise<number> {
-  const { count } = await tx.oidcRecord.deleteMany({ where: { model: "Session", accountId, NOT: { id: keepId } } });
+/**
+ * Deletes the account's sessions except the one stored under any of
+ * `keepIds` (the stored forms of the current session's id); returns how many.
+ */
+export async function deleteOtherSessions(tx: Tx, accountId: string, keepIds: readonly string[]): Promise<number> {
+  const { count } = await tx.oidcRecord.deleteMany({ where: { model: "Session", accountId, NOT: { id: { in: [...keepIds] } } } });
   return count;
 }

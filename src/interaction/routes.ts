@@ -128,7 +128,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     const { interaction } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
-    return startPasskeyAuthentication(ctx.db, rp, interaction.uid);
+    return startPasskeyAuthentication(ctx.db, rp, ctx.storedIds, interaction.uid);
   });
 
   app.post<{ Params: Params; Body: PasskeySignInBody }>("/interaction/:uid/passkey", { schema: { body: PasskeySignInBody } }, async (request, reply) => {
@@ -137,6 +137,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
     const result = await signInWithPasskey(ctx.signIn, {
       rp,
+      storedIds: ctx.storedIds,
       interactionUid: interaction.uid,
       challengeId: request.body.challengeId,
       response: request.body.response as AuthenticationResponseJSON,

@@ -4,11 +4,17 @@
  * ReplayDetection, PushedAuthorizationRequest, ...) is a row of OidcRecord;
  * Client is read from our own clients table (see client-store.ts).
  * Contract: https://github.com/panva/node-oidc-provider/blob/main/example/my_adapter.js
+ *
+ * Credentials are never stored in clear: a token's, code's or session's row
+ * is keyed by the keyed hash of its id, and its payload keeps no copy of it
+ * (see stored-payloads.ts). oidc-provider always presents the id it looks
+ * for, so it sees no difference.
  */
-import type { Adapter, AdapterPayload } from "oidc-provider";
+import { errors, type Adapter, type AdapterPayload } from "oidc-provider";
 import type { PrismaClient } from "../db/database.ts";
 import {
   consumeOidcRecord,
+  deleteOidcGrant,
   deleteOidcRecord,
   deleteOidcRecordsByGrant,
   findOidcRecord,
@@ -17,39 +23,108 @@ import {
   upsertOidcRecord,
 } from "../db/oidc-records.ts";
 import type { ClientStore } from "./client-store.ts";
+import type { StoredIds } from "../crypto/stored-ids.ts";
+import { idByUserCode, protectPayload, revealPayload, storesHashedId } from "./stored-payloads.ts";
+
+/**
+ * What oidc-provider calls each single-use model in its reuse errors
+ * (lib/helpers/grant_source.js, lib/actions/grants/refresh_token.js), so a
+ * redemption that loses a race fails exactly like a sequential reuse.
+ */
+const reuseErrors: Record<string, { reused: () => Error; gone: () => Error }> = {
+  RefreshToken: grantError("refresh token", "already used"),
+  AuthorizationCode: grantError("authorization code", "already consumed"),
+  DeviceCode: grantError("device code", "already consumed"),
+  BackchannelAuthenticationRequest: grantError("backchannel authentication request", "already consumed"),
+  PreAuthorizedCode: grantError("pre-authorized code", "already consumed"),
+  // lib/actions/authorization/respond.js
+  PushedAuthorizationRequest: {
+    reused: () => new errors.InvalidRequestUri("request_uri is invalid, expired, or was already used"),
+    gone: () => new errors.InvalidRequestUri("request_uri is invalid, expired, or was already used"),
+  },
+};
+
+function grantError(label: string, reuse: string) {
+  return { reused: () => new errors.InvalidGrant(`${label} ${reuse}`), gone: () => new errors.InvalidGrant(`${label} not found`) };
+}
 
 class PrismaOidcAdapter implements Adapter {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly model: string,
+    /** How ids are stored; undefined for models whose ids are not credentials. */
+    private readonly ids: StoredIds | undefined,
     /** For RefreshToken: how long a rotated-out token still reads as unconsumed. */
     private readonly consumedGraceMs = 0,
   ) {}
 
+  /** Every id the row of `id` may be stored under (one per master key). */
+  private rowIds(id: string): string[] {
+    return this.ids ? this.ids.candidates(id) : [id];
+  }
+
+  private reveal(id: string | undefined, payload: Record<string, unknown> | undefined): AdapterPayload | undefined {
+    return (payload && this.ids ? revealPayload(this.ids, id, payload) : payload) as AdapterPayload | undefined;
+  }
+
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     // No expiresIn means "no expiry"; a lifetime of 0 or less is already over.
     const expiresAt = typeof expiresIn === "number" ? new Date(Date.now() + expiresIn * 1000) : null;
-    await upsertOidcRecord(this.prisma, { model: this.model, id, payload: payload as Record<string, unknown>, expiresAt });
+    const { model, ids } = this;
+    if (!ids) {
+      await upsertOidcRecord(this.prisma, { model, id, payload: payload as Record<string, unknown>, expiresAt });
+      return;
+    }
+    // Written under the newest key; a copy under an older key is replaced.
+    const [storedId, ...older] = ids.candidates(id);
+    await upsertOidcRecord(this.prisma, {
+      model,
+      id: storedId!,
+      payload: protectPayload(ids, model, id, payload as Record<string, unknown>),
+      userCode: typeof payload.userCode === "string" ? ids.of(payload.userCode) : null,
+      expiresAt,
+      replaces: older,
+    });
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return (await findOidcRecord(this.prisma, this.model, id, this.consumedGraceMs)) as AdapterPayload | undefined;
+    return this.reveal(id, await findOidcRecord(this.prisma, this.model, this.rowIds(id), this.consumedGraceMs));
   }
 
+  /** oidc-provider looks Sessions up by uid; the session's id is not in the result (only its cookie holds it). */
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    return (await findOidcRecordByUid(this.prisma, this.model, uid)) as AdapterPayload | undefined;
+    return this.reveal(undefined, await findOidcRecordByUid(this.prisma, this.model, uid));
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    return (await findOidcRecordByUserCode(this.prisma, this.model, userCode)) as AdapterPayload | undefined;
+    const userCodes = this.ids ? this.ids.candidates(userCode) : [userCode];
+    const stored = await findOidcRecordByUserCode(this.prisma, this.model, userCodes);
+    return this.reveal(stored && this.ids ? idByUserCode(this.ids, userCode, stored) : undefined, stored);
   }
 
+  /**
+   * Consumes a code or refresh token, or fails: oidc-provider checks
+   * `consumed` on what it found and then calls consume, so two concurrent
+   * redemptions can both pass its check. The row is consumed with a
+   * compare-and-set; the losers are treated as oidc-provider treats a reuse
+   * (the token is destroyed, its grant revoked, the client gets 400
+   * invalid_grant), except a refresh within REFRESH_REUSE_GRACE of the first
+   * consumption, which is the retry that grace allows.
+   */
   async consume(id: string): Promise<void> {
-    await consumeOidcRecord(this.prisma, this.model, id);
+    const outcome = await consumeOidcRecord(this.prisma, this.model, this.rowIds(id));
+    if (outcome.consumed) return;
+    const { row } = outcome;
+    if (row?.consumedAt && row.consumedAt.getTime() + this.consumedGraceMs > Date.now()) return;
+    const fail = reuseErrors[this.model] ?? grantError(this.model, "already consumed");
+    if (!row) throw fail.gone();
+    await deleteOidcRecord(this.prisma, this.model, this.rowIds(id));
+    if (row.grantId) await deleteOidcGrant(this.prisma, row.grantId);
+    throw fail.reused();
   }
 
   async destroy(id: string): Promise<void> {
-    await deleteOidcRecord(this.prisma, this.model, id);
+    await deleteOidcRecord(this.prisma, this.model, this.rowIds(id));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -89,14 +164,21 @@ class ClientAdapter implements Adapter {
 
 /**
  * The `adapter` factory handed to oidc-provider's configuration.
- * `refreshReuseGraceSeconds` (REFRESH_REUSE_GRACE, SPEC section 5): within
- * that time after a refresh token was rotated out, presenting it again rotates
- * again instead of counting as reuse, so a client that lost the response to a
- * refresh can retry without losing its grant.
+ * `storedIds` keys the stored ids of credentials (storedIdsFor(ring)).
+ * `refreshReuseGraceSeconds` (REFRESH_REUSE_GRACE, see .env.example): within
+ * that time after a refresh token was rotated out, presenting it again
+ * rotates again instead of counting as reuse, so a client that lost the
+ * response to a refresh can retry without losing its grant.
  */
-export function createAdapterFactory(prisma: PrismaClient, clients: ClientStore, refreshReuseGraceSeconds = 0): (model: string) => Adapter {
+export function createAdapterFactory(
+  prisma: PrismaClient,
+  clients: ClientStore,
+  storedIds: StoredIds,
+  refreshReuseGraceSeconds = 0,
+): (model: string) => Adapter {
   return (model) => {
     if (model === "Client") return new ClientAdapter(clients);
-    return new PrismaOidcAdapter(prisma, model, model === "RefreshToken" ? refreshReuseGraceSeconds * 1000 : 0);
+    const ids = storesHashedId(model) ? storedIds : undefined;
+    return new PrismaOidcAdapter(prisma, model, ids, model === "RefreshToken" ? refreshReuseGraceSeconds * 1000 : 0);
   };
 }

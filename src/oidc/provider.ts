@@ -12,6 +12,7 @@ import type { PrismaClient } from "../db/database.ts";
 import { createAdapterFactory } from "./adapter.ts";
 import { claimsByScope, createFindAccount } from "./account.ts";
 import type { ClientStore } from "./client-store.ts";
+import type { StoredIds } from "../crypto/stored-ids.ts";
 import { supportedScopes } from "../services/clients.ts";
 import { renderErrorPage, renderPage } from "../views.ts";
 import { accountClient } from "./account-client.ts";
@@ -97,6 +98,8 @@ export interface ProviderDeps {
   config: Config;
   prisma: PrismaClient;
   clients: ClientStore;
+  /** Keys the stored ids of tokens, codes and sessions (storedIdsFor(ring)). */
+  storedIds: StoredIds;
   /** Private JWKs: current keys first (see keys.ts). */
   keys: JWK[];
   cookieKeys: string[];
@@ -112,12 +115,12 @@ function requestIdOf(ctx: KoaContextWithOIDC): string {
   return String(ctx.res.getHeader("x-request-id") ?? "");
 }
 
-export function createProvider({ config, prisma, clients, keys, cookieKeys }: ProviderDeps): Provider {
+export function createProvider({ config, prisma, clients, storedIds, keys, cookieKeys }: ProviderDeps): Provider {
   const secure = config.issuer.startsWith("https:");
   const findAccount = createFindAccount(prisma);
   const cookie = { httpOnly: true, sameSite: "lax" as const, secure, signed: true };
   const configuration: Configuration = {
-    adapter: createAdapterFactory(prisma, clients, config.refreshReuseGrace),
+    adapter: createAdapterFactory(prisma, clients, storedIds, config.refreshReuseGrace),
     clients: [accountClient(config.issuer)],
     // The authorization code flow; "none" only for the account page's own client.
     responseTypes: ["code", "none"],

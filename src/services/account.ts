@@ -18,17 +18,18 @@ type Context = Pick<AuditInput, "ip" | "userAgent">;
 /**
  * "Sign out other devices": ends every session of the user but the current
  * one, and revokes every grant except those made in the current session
- * (`current.grantIds`), so that what the other devices hold (access and
+ * (`current.grantIds`; the session is named by its stored ids,
+ * StoredIds.candidates of its cookie value), so that what the other devices hold (access and
  * refresh tokens, offline grants included) stops working too.
  */
 export async function signOutOtherSessions(
   db: Database,
   user: UserRow,
-  current: { sessionId: string; grantIds: readonly string[] },
+  current: { sessionIds: readonly string[]; grantIds: readonly string[] },
   context: Context,
 ): Promise<{ sessions: number; grants: number }> {
   return db.prisma.$transaction(async (tx) => {
-    const sessions = await deleteOtherSessions(tx, user.id, current.sessionId);
+    const sessions = await deleteOtherSessions(tx, user.id, current.sessionIds);
     const grants = await deleteGrantsAndTokens(tx, { accountId: user.id, exceptGrantIds: current.grantIds });
     await appendAuditEvent(tx, db, { type: "sessions.revoked", actorType: "user", actorId: user.id, userId: user.id, ...context, data: { sessions, grants, scope: "other_devices" } });
     return { sessions, grants };
@@ -46,7 +47,7 @@ export async function changeOwnPassword(
   db: Database,
   deps: { argon2: Argon2Params; limiter: SignInLimiter },
   user: UserRow,
-  input: { currentPassword: string; newPassword: string; currentSessionId: string },
+  input: { currentPassword: string; newPassword: string; currentSessionIds: readonly string[] },
   context: Context & { ip: string },
 ): Promise<void> {
   if (user.passwordHash) {
@@ -62,7 +63,7 @@ export async function changeOwnPassword(
   const passwordHash = await argon2Work(hashPassword(input.newPassword, deps.argon2));
   await db.prisma.$transaction(async (tx) => {
     await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
-    const sessions = await deleteOtherSessions(tx, user.id, input.currentSessionId);
+    const sessions = await deleteOtherSessions(tx, user.id, input.currentSessionIds);
     const grants = await deleteGrantsAndTokens(tx, { accountId: user.id });
     await appendAuditEvent(tx, db, {
       type: "password.changed",

@@ -8,6 +8,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { Database } from "../db/database.ts";
+import type { StoredIds } from "../crypto/stored-ids.ts";
 import {
   countPasskeysOfUser,
   deletePasskey,
@@ -128,8 +129,12 @@ export async function finishPasskeyRegistration(
   });
 }
 
-/** Starts a usernameless sign-in for an interaction. */
-export async function startPasskeyAuthentication(db: Database, rp: RelyingParty, interactionUid: string) {
+/**
+ * Starts a usernameless sign-in for an interaction. The challenge row names
+ * the interaction by its stored id (`storedIds`): the uid is the
+ * `_interaction` cookie's value, a credential, and is not stored in clear.
+ */
+export async function startPasskeyAuthentication(db: Database, rp: RelyingParty, storedIds: StoredIds, interactionUid: string) {
   const options = await createAuthenticationOptions(rp);
   const challengeId = randomBytes(16).toString("base64url");
   await insertChallenge(db.prisma, {
@@ -137,7 +142,7 @@ export async function startPasskeyAuthentication(db: Database, rp: RelyingParty,
     challenge: options.challenge,
     purpose: "authentication",
     userId: null,
-    interactionUid,
+    interactionUid: storedIds.of(interactionUid),
     expiresAt: new Date(Date.now() + challengeTtlMs),
   });
   return { challengeId, options };
@@ -159,12 +164,13 @@ export type PasskeyCeremony =
 export async function finishPasskeyAuthentication(
   db: Database,
   rp: RelyingParty,
+  storedIds: StoredIds,
   interactionUid: string,
   input: { challengeId: string; response: AuthenticationResponseJSON },
   log: { warn(obj: object, msg: string): void },
 ): Promise<PasskeyCeremony> {
   const challenge = await db.prisma.$transaction((tx) => takeChallenge(tx, input.challengeId));
-  if (!challenge || challenge.purpose !== "authentication" || challenge.interactionUid !== interactionUid) {
+  if (!challenge || challenge.purpose !== "authentication" || !challenge.interactionUid || !storedIds.candidates(interactionUid).includes(challenge.interactionUid)) {
     return { ok: false, reason: "challenge_invalid" };
   }
   const credentialId = typeof input.response?.rawId === "string" ? Buffer.from(input.response.rawId, "base64url") : undefined;

@@ -13,6 +13,7 @@ import { findUserByEmail, type UserRow } from "../db/users.ts";
 import { dummyPasswordHash, verifyPassword, type Argon2Params } from "../auth/passwords.ts";
 import { SemaphoreFullError } from "../auth/semaphore.ts";
 import type { RelyingParty } from "../auth/passkeys.ts";
+import type { StoredIds } from "../crypto/stored-ids.ts";
 import type { Reservation, SignInLimiter } from "../auth/sign-in-limiter.ts";
 import { finishPasskeyAuthentication } from "./passkeys.ts";
 import { recordAuditEvent } from "./audit.ts";
@@ -44,6 +45,8 @@ export interface PasswordAttempt extends SignInContext {
 
 export interface PasskeyAttempt extends SignInContext {
   rp: RelyingParty;
+  /** How the interaction's uid is stored (its keyed hash), to match the challenge to it. */
+  storedIds: StoredIds;
   interactionUid: string;
   challengeId: string;
   response: AuthenticationResponseJSON;
@@ -177,7 +180,7 @@ export async function signInWithPassword(deps: SignInDeps, attempt: PasswordAtte
  */
 export async function signInWithPasskey(deps: SignInDeps, attempt: PasskeyAttempt): Promise<SignInResult> {
   return attemptSignIn(deps, "passkey", attempt, undefined, async () => {
-    const ceremony = await finishPasskeyAuthentication(deps.db, attempt.rp, attempt.interactionUid, { challengeId: attempt.challengeId, response: attempt.response }, attempt.log);
+    const ceremony = await finishPasskeyAuthentication(deps.db, attempt.rp, attempt.storedIds, attempt.interactionUid, { challengeId: attempt.challengeId, response: attempt.response }, attempt.log);
     if (!ceremony.ok) return ceremony;
     // RFC 8176: "pop" for the proof of possession of a key, "user" when the authenticator verified the user.
     return { ok: true, user: ceremony.user, amr: ceremony.userVerified ? ["pop", "user"] : ["pop"], data: { passkey_id: ceremony.passkeyId } };

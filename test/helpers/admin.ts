@@ -8,6 +8,7 @@
  */
 import * as oidc from "openid-client";
 import type { Database } from "../../src/db/database.ts";
+import { storedIdsFor } from "../../src/crypto/stored-ids.ts";
 import { createClient } from "../../src/services/clients.ts";
 import { finishPasskeyRegistration, startPasskeyRegistration, type PasskeyView } from "../../src/services/passkeys.ts";
 import { relyingPartyFor } from "../../src/auth/passkeys.ts";
@@ -221,11 +222,13 @@ export async function signIn(
   const callback = await signInAndConsent(browser, pending, user);
   const tokens = await redeem(client, callback, pending);
   const { prisma } = running.db;
-  const accessRow = await prisma.oidcRecord.findUnique({ where: { model_id: { model: "AccessToken", id: tokens.access_token } } });
+  // Token and session rows are keyed by the keyed hash of the token or cookie value.
+  const storedIds = storedIdsFor(running.ring);
+  const accessRow = await prisma.oidcRecord.findUnique({ where: { model_id: { model: "AccessToken", id: storedIds.of(tokens.access_token) } } });
   if (!accessRow?.grantId) throw new Error("the access token has no row with a grantId");
-  // The session cookie holds the Session row's id.
+  // The session cookie holds the Session's id; its row is stored under the id's keyed hash.
   const sessionCookie = /(?:^|; )_session=([^;]+)/.exec(browser.jar.header(new URL("/", running.url)))?.[1];
-  const session = sessionCookie ? await prisma.oidcRecord.findUnique({ where: { model_id: { model: "Session", id: sessionCookie } } }) : null;
+  const session = sessionCookie ? await prisma.oidcRecord.findUnique({ where: { model_id: { model: "Session", id: storedIds.of(sessionCookie) } } }) : null;
   if (!session || session.accountId !== user.id) throw new Error("no session row for the signed-in user");
   return {
     user,

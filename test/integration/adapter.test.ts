@@ -3,7 +3,10 @@
  * (src/oidc/adapter.ts, src/db/oidc-records.ts), run against every database
  * provider: the contract of oidc-provider's adapter interface (example/my_adapter.js),
  * the cases of oidc-provider's own memory adapter tests that apply to a table,
- * and what SPEC section 3 adds (indexed columns, revocation by grant, sweeping).
+ * and what Gatehouse adds: indexed columns, revocation by grant, sweeping,
+ * consumption as a compare-and-set, and credentials stored as keyed hashes
+ * (a token's, code's or session's row is keyed by the HMAC of its id and its
+ * payload keeps no copy of it), which oidc-provider must not notice.
  */
 import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
@@ -13,6 +16,8 @@ import { createAdapterFactory } from "../../src/oidc/adapter.ts";
 import { createClientStore } from "../../src/oidc/client-store.ts";
 import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
 import { auditKeyOf } from "../../src/services/audit.ts";
+import { createStoredIds, storedIdsFor, type StoredIds } from "../../src/crypto/stored-ids.ts";
+import { storesHashedId } from "../../src/oidc/stored-payloads.ts";
 import { createClient } from "../../src/services/clients.ts";
 import { deleteExpiredOidcRecords } from "../../src/db/oidc-records.ts";
 import type { Database, DatabaseProvider } from "../../src/db/database.ts";
@@ -74,9 +79,14 @@ function richSessionPayload(): AdapterPayload {
 
 interface Fixture {
   db: Database;
+  /** The keys of the stored ids, as app.ts derives them from the master key ring. */
+  ids: StoredIds;
   adapter(model: string): Adapter;
+  /** The id the row of (model, id) is stored under: the keyed hash for credentials. */
+  stored(model: string, id: string): string;
   /** The OidcRecord row of (model, id), read straight through Prisma. */
   row(model: string, id: string): ReturnType<Database["prisma"]["oidcRecord"]["findUnique"]>;
+  /** Counts rows; `id` is the id oidc-provider uses (with `model`, translated to the stored id). */
   count(where: { model?: string; id?: string; grantId?: string }): Promise<number>;
   /** Moves a row's expiry into the past, as if its lifetime had elapsed. */
   expire(model: string, id: string): Promise<void>;
@@ -85,14 +95,18 @@ interface Fixture {
 async function openFixture(t: Test, provider: DatabaseProvider): Promise<Fixture> {
   const ring = createMasterKeyRing([randomBytes(32)]);
   const db = await (await createTestDatabase(t, provider)).open({ auditKey: auditKeyOf(ring) });
-  const factory = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring));
+  const ids = storedIdsFor(ring);
+  const factory = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring), ids);
+  const stored = (model: string, id: string) => (storesHashedId(model) ? ids.of(id) : id);
   return {
     db,
+    ids,
     adapter: factory,
-    row: (model, id) => db.prisma.oidcRecord.findUnique({ where: { model_id: { model, id } } }),
-    count: (where) => db.prisma.oidcRecord.count({ where }),
+    stored,
+    row: (model, id) => db.prisma.oidcRecord.findUnique({ where: { model_id: { model, id: stored(model, id) } } }),
+    count: (where) => db.prisma.oidcRecord.count({ where: where.model && where.id ? { ...where, id: stored(where.model, where.id) } : where }),
     async expire(model, id) {
-      await db.prisma.oidcRecord.update({ where: { model_id: { model, id } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      await db.prisma.oidcRecord.update({ where: { model_id: { model, id: stored(model, id) } }, data: { expiresAt: new Date(Date.now() - 1000) } });
     },
   };
 }
@@ -171,7 +185,8 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     await f.adapter("AccessToken").upsert(id, access, 3600);
     await f.adapter("RefreshToken").upsert(id, refresh, 3600);
 
-    t.equal(await f.count({ id }), 2, "the same id under two models is two rows");
+    const rowsOf = async () => (await f.count({ model: "AccessToken", id })) + (await f.count({ model: "RefreshToken", id }));
+    t.equal(await rowsOf(), 2, "the same id under two models is two rows");
     t.strictSame(await f.adapter("AccessToken").find(id), access);
     t.strictSame(await f.adapter("RefreshToken").find(id), refresh);
     t.equal(await f.adapter("AuthorizationCode").find(id), undefined, "a third model does not see either");
@@ -182,11 +197,11 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     await f.adapter("RefreshToken").destroy(id);
     t.equal(await f.adapter("RefreshToken").find(id), undefined);
     t.strictSame(await f.adapter("AccessToken").find(id), access, "destroying one model's row leaves the other");
-    t.equal(await f.count({ id }), 1);
+    t.equal(await rowsOf(), 1);
   });
 
   t.test("findByUid", async (t) => {
-    t.test("finds a Session and an Interaction by their uid", async (t) => {
+    t.test("finds a Session and an Interaction by their uid, without the id only the cookie holds", async (t) => {
       const session = { ...richSessionPayload(), uid: newId("uid") };
       const interaction = {
         kind: "Interaction",
@@ -200,8 +215,15 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
       await f.adapter("Session").upsert(session.jti!, session, 3600);
       await f.adapter("Interaction").upsert(interaction.jti, interaction, 600);
 
-      t.strictSame(await f.adapter("Session").findByUid(session.uid), session);
-      t.strictSame(await f.adapter("Interaction").findByUid(interaction.uid), interaction);
+      // oidc-provider reads accountId and authorizations of a session found by
+      // uid (lib/models/token_helpers.js, lib/provider.js), never its id.
+      const { jti: _sessionId, ...sessionWithoutId } = session;
+      t.strictSame(await f.adapter("Session").findByUid(session.uid), sessionWithoutId);
+      // oidc-provider never looks an Interaction up by uid; what was sealed under its id stays sealed.
+      const { jti: _interactionId, returnTo: _returnTo, ...interactionRest } = interaction;
+      t.strictSame(await f.adapter("Interaction").findByUid(interaction.uid), { ...interactionRest, session: { accountId: "a", uid: session.uid } });
+      t.strictSame(await f.adapter("Session").find(session.jti!), session, "found by its id, everything comes back");
+      t.strictSame(await f.adapter("Interaction").find(interaction.jti), interaction);
     });
 
     t.test("only finds rows of its own model", async (t) => {
@@ -291,10 +313,57 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
       t.type(found?.consumed, "number");
     });
 
-    t.test("consuming an unknown id does not throw nor create a row", async (t) => {
+    t.test("consuming an unknown id fails with invalid_grant and creates no row", async (t) => {
+      // A row that vanished between find and consume was revoked: the redemption must not go on.
       const id = newId();
-      await t.resolves(f.adapter("AuthorizationCode").consume(id));
+      await t.rejects(f.adapter("AuthorizationCode").consume(id), { name: "InvalidGrant", error: "invalid_grant", error_detail: "authorization code not found" });
       t.equal(await f.count({ model: "AuthorizationCode", id }), 0);
+    });
+
+    for (const [model, detail] of [
+      ["AuthorizationCode", "authorization code already consumed"],
+      ["RefreshToken", "refresh token already used"],
+    ] as const) {
+      t.test(`a second consume of a ${model} fails as a reuse: invalid_grant, row destroyed, grant revoked`, async (t) => {
+        const grantId = newId("grant");
+        const payload = tokenPayload(model, { grantId });
+        const sibling = tokenPayload("AccessToken", { grantId });
+        const unrelated = tokenPayload("AccessToken");
+        await f.adapter("Grant").upsert(grantId, { kind: "Grant", jti: grantId, accountId: "a", clientId: "c" }, 3600);
+        await f.adapter(model).upsert(payload.jti!, payload, 600);
+        await f.adapter("AccessToken").upsert(sibling.jti!, sibling, 600);
+        await f.adapter("AccessToken").upsert(unrelated.jti!, unrelated, 600);
+
+        await f.adapter(model).consume(payload.jti!);
+        await t.rejects(f.adapter(model).consume(payload.jti!), { name: "InvalidGrant", error: "invalid_grant", error_detail: detail, status: 400 });
+
+        t.equal(await f.adapter(model).find(payload.jti!), undefined, "the reused row is destroyed");
+        t.equal(await f.count({ grantId }), 0, "every row issued under the grant is deleted");
+        t.equal(await f.adapter("Grant").find(grantId), undefined, "the Grant row is deleted");
+        t.strictSame(await f.adapter("AccessToken").find(unrelated.jti!), unrelated, "another grant's rows stay");
+      });
+    }
+
+    t.test("of concurrent consumes of one row exactly one succeeds", async (t) => {
+      const payload = tokenPayload("RefreshToken");
+      await f.adapter("RefreshToken").upsert(payload.jti!, payload, 600);
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => f.adapter("RefreshToken").consume(payload.jti!)));
+      t.equal(results.filter((r) => r.status === "fulfilled").length, 1, "one consume wins");
+      for (const r of results) if (r.status === "rejected") t.match(r.reason, { error: "invalid_grant" });
+    });
+
+    t.test("within the refresh reuse grace a second consume succeeds and keeps the first consumption time", async (t) => {
+      const graceful = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, createMasterKeyRing([randomBytes(32)])), f.ids, 5)("RefreshToken");
+      const payload = tokenPayload("RefreshToken");
+      await graceful.upsert(payload.jti!, payload, 600);
+      await graceful.consume(payload.jti!);
+      const first = (await f.row("RefreshToken", payload.jti!))?.consumedAt;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await t.resolves(graceful.consume(payload.jti!), "the retry within the grace is allowed");
+      t.same((await f.row("RefreshToken", payload.jti!))?.consumedAt, first, "the first consumption time is kept");
+
+      await f.db.prisma.oidcRecord.updateMany({ where: { model: "RefreshToken", id: f.stored("RefreshToken", payload.jti!) }, data: { consumedAt: new Date(Date.now() - 6000) } });
+      await t.rejects(graceful.consume(payload.jti!), { name: "InvalidGrant", error: "invalid_grant", error_detail: "refresh token already used" }, "after the grace it is a reuse");
     });
   });
 
@@ -396,7 +465,7 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
       const device = tokenPayload("DeviceCode", { userCode: newId("code") });
       await f.adapter("Session").upsert(session.jti, session, 1);
       await f.adapter("DeviceCode").upsert(device.jti!, device, 1);
-      t.strictSame(await f.adapter("Session").findByUid(session.uid), session, "found by uid before");
+      t.strictSame(await f.adapter("Session").findByUid(session.uid), { kind: "Session", uid: session.uid, accountId: "a" }, "found by uid before");
       t.strictSame(await f.adapter("DeviceCode").findByUserCode(device.userCode as string), device, "found by user code before");
 
       await f.expire("Session", session.jti);
@@ -467,7 +536,7 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
       const sessionRow = await f.row("Session", session.jti);
       t.equal(sessionRow?.uid, session.uid);
       t.equal(sessionRow?.accountId, session.accountId);
-      t.equal((await f.row("DeviceCode", device.jti!))?.userCode, device.userCode);
+      t.equal((await f.row("DeviceCode", device.jti!))?.userCode, f.ids.of(device.userCode as string), "the user code's keyed hash");
     });
 
     t.test("a non-string value leaves the column empty and the payload intact", async (t) => {
@@ -481,10 +550,130 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     });
   });
 
+  t.test("credentials are stored as keyed hashes", async (t) => {
+    const credentialModels = [
+      "AccessToken",
+      "AuthorizationCode",
+      "RefreshToken",
+      "ClientCredentials",
+      "Session",
+      "Interaction",
+      "PushedAuthorizationRequest",
+      "DeviceCode",
+      "BackchannelAuthenticationRequest",
+    ];
+    const rawRow = (model: string, storedId: string) => f.db.prisma.oidcRecord.findUnique({ where: { model_id: { model, id: storedId } } });
+
+    for (const model of credentialModels) {
+      t.test(`a ${model} row is keyed by the HMAC of its id and holds no copy of it`, async (t) => {
+        const payload = tokenPayload(model, { uid: newId("uid") });
+        const id = payload.jti!;
+        await f.adapter(model).upsert(id, payload, 600);
+        t.equal(await f.db.prisma.oidcRecord.count({ where: { id } }), 0, "no row under the id itself");
+        const row = await rawRow(model, f.ids.of(id));
+        t.ok(row, "a row under the keyed hash");
+        t.notOk(row?.payload.includes(id), "the stored payload does not contain the id");
+        t.strictSame(await f.adapter(model).find(id), payload, "find(id) returns the payload, jti included");
+      });
+    }
+
+    t.test("Grant and ReplayDetection ids are not credentials: stored as given", async (t) => {
+      for (const model of ["Grant", "ReplayDetection"]) {
+        const payload = { kind: model, jti: newId(), accountId: "a", clientId: "c" };
+        await f.adapter(model).upsert(payload.jti, payload, 600);
+        t.ok(await rawRow(model, payload.jti), `${model}: row under its own id`);
+        t.strictSame(await f.adapter(model).find(payload.jti), payload);
+      }
+    });
+
+    t.test("with another key nothing is found, consumed or destroyed", async (t) => {
+      const other = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, createMasterKeyRing([randomBytes(32)])), createStoredIds([randomBytes(32).toString("base64url")]));
+      const payload = tokenPayload("RefreshToken");
+      await f.adapter("RefreshToken").upsert(payload.jti!, payload, 600);
+      t.equal(await other("RefreshToken").find(payload.jti!), undefined);
+      await t.rejects(other("RefreshToken").consume(payload.jti!), { name: "InvalidGrant" });
+      await other("RefreshToken").destroy(payload.jti!);
+      t.strictSame(await f.adapter("RefreshToken").find(payload.jti!), payload, "the row is untouched");
+    });
+
+    t.test("an Interaction's other credentials are sealed under its id and come back on find", async (t) => {
+      const uid = newId("interaction");
+      const sessionCookie = newId("session");
+      const parId = newId("par");
+      const deviceCode = newId("device");
+      const interaction = {
+        iat: epochNow(),
+        exp: epochNow() + 600,
+        kind: "Interaction",
+        jti: uid,
+        returnTo: `https://idp.example/auth/${uid}`,
+        prompt: { name: "login", reasons: ["no_session"], details: {} },
+        params: { client_id: "app", request_uri: `urn:ietf:params:oauth:request_uri:${parId}`, state: "xyz" },
+        session: { accountId: "a", uid: newId("uid"), cookie: sessionCookie },
+        parJti: parId,
+        deviceCode,
+        cid: newId("cid"),
+      };
+      await f.adapter("Interaction").upsert(uid, interaction, 600);
+      const row = await rawRow("Interaction", f.ids.of(uid));
+      for (const [name, value] of [["uid", uid], ["session cookie", sessionCookie], ["PAR id", parId], ["device code", deviceCode]]) {
+        t.notOk(row?.payload.includes(value!), `the stored payload does not contain the ${name}`);
+      }
+      t.match(row?.payload, /"state":"xyz"/, "the rest stays readable");
+      t.strictSame(await f.adapter("Interaction").find(uid), interaction, "find(uid) restores every field");
+    });
+
+    t.test("a DeviceCode's user code is stored as its keyed hash and finds the whole payload", async (t) => {
+      const userCode = "BCDF-GHJK";
+      const payload = tokenPayload("DeviceCode", { userCode, params: { client_id: "tv" } });
+      await f.adapter("DeviceCode").upsert(payload.jti!, payload, 600);
+      const row = await rawRow("DeviceCode", f.ids.of(payload.jti!));
+      t.equal(row?.userCode, f.ids.of(userCode));
+      t.notOk(row?.payload.includes(userCode), "the user code is not in the payload");
+      t.strictSame(await f.adapter("DeviceCode").findByUserCode(userCode), payload, "its device code (jti) included");
+      t.strictSame(await f.adapter("DeviceCode").find(payload.jti!), payload, "and find restores the user code");
+    });
+
+    t.test("an altered sealed field is refused, not returned half-open", async (t) => {
+      const uid = newId("interaction");
+      await f.adapter("Interaction").upsert(uid, { kind: "Interaction", jti: uid, returnTo: `https://idp.example/auth/${uid}` }, 600);
+      const row = await rawRow("Interaction", f.ids.of(uid));
+      const stored = JSON.parse(row!.payload) as { "@gatehouse": { sealed: string } };
+      stored["@gatehouse"].sealed = stored["@gatehouse"].sealed.slice(0, -4) + "AAAA";
+      await f.db.prisma.oidcRecord.update({ where: { model_id: { model: "Interaction", id: row!.id } }, data: { payload: JSON.stringify(stored) } });
+      await t.rejects(f.adapter("Interaction").find(uid), { code: "stored_id_error" });
+    });
+
+    t.test("after a master key rotation, rows written under the older key are still found, consumed and destroyed", async (t) => {
+      const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+      const store = createClientStore(f.db.prisma, createMasterKeyRing([oldKey]));
+      const before = createAdapterFactory(f.db.prisma, store, storedIdsFor(createMasterKeyRing([oldKey])));
+      const after = createAdapterFactory(f.db.prisma, store, storedIdsFor(createMasterKeyRing([newKey, oldKey])));
+      const withoutOld = createAdapterFactory(f.db.prisma, store, storedIdsFor(createMasterKeyRing([newKey])));
+      const session = { kind: "Session", jti: newId(), uid: newId("uid"), accountId: "a" };
+      const code = tokenPayload("AuthorizationCode");
+      const interaction = { kind: "Interaction", jti: newId(), returnTo: "https://idp.example/auth/x" };
+      await before("Session").upsert(session.jti, session, 600);
+      await before("AuthorizationCode").upsert(code.jti!, code, 600);
+      await before("Interaction").upsert(interaction.jti, interaction, 600);
+
+      t.strictSame(await after("Session").find(session.jti), session, "found under the older key");
+      t.strictSame(await after("Interaction").find(interaction.jti), interaction, "its sealed fields open with the older key");
+      await t.resolves(after("AuthorizationCode").consume(code.jti!), "consumed under the older key");
+      await after("Interaction").destroy(interaction.jti);
+      t.equal(await before("Interaction").find(interaction.jti), undefined, "destroyed under the older key");
+
+      await after("Session").upsert(session.jti, session, 600);
+      t.equal(await f.db.prisma.oidcRecord.count({ where: { model: "Session", uid: session.uid } }), 1, "re-saving moves the row, not copies it");
+      t.strictSame(await withoutOld("Session").find(session.jti), session, "now under the newest key");
+      t.equal(await withoutOld("AuthorizationCode").find(code.jti!), undefined, "once the older key is gone, its rows are not found");
+    });
+  });
+
   t.test("the Client model", async (t) => {
     const ring = createMasterKeyRing([randomBytes(32)]);
     // The client store must open secrets with the ring that sealed them.
-    const adapter = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, ring))("Client");
+    const adapter = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, ring), storedIdsFor(ring))("Client");
 
     t.test("find returns a confidential client's metadata with its secret", async (t) => {
       const created = await createClient(f.db, ring, {

@@ -7,8 +7,9 @@ import { createTestDatabase } from "../helpers/databases.ts";
 import { spawnSync } from "node:child_process";
 import { root, runCli } from "../helpers/processes.ts";
 import { createAdapterFactory } from "../../src/oidc/adapter.ts";
-import { createClientStore } from "../../src/oidc/client-store.ts";
+import { clientSecretContext, createClientStore } from "../../src/oidc/client-store.ts";
 import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
+import { storedIdsFor } from "../../src/crypto/stored-ids.ts";
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { auditKeyOf } from "../../src/services/audit.ts";
 import { listMigrations } from "../../src/db/migrate.ts";
@@ -73,7 +74,7 @@ t.test("clients create: a confidential client gets a secret stored sealed, never
   t.type(client_secret, "string");
   const row = await db.prisma.client.findUniqueOrThrow({ where: { id: client_id } });
   t.notMatch(row.secretEncrypted!, client_secret, "the stored secret is not the secret");
-  t.equal(await ring.decrypt(row.secretEncrypted!), client_secret, "it opens with the master key");
+  t.equal(await ring.decrypt(row.secretEncrypted!, clientSecretContext(row.id)), client_secret, "it opens with the master key");
   t.equal(row.firstParty, true);
   t.match(row.metadata, {
     redirect_uris: ["https://app.example.com/cb", "http://localhost:8080/cb"],
@@ -126,7 +127,7 @@ t.test("clients list prints every client without secrets", async (t) => {
 
 t.test("users set-password changes the hash and revokes the user's sessions and grants", async (t) => {
   const user = await db.prisma.user.findUniqueOrThrow({ where: { email: "ada@example.com" } });
-  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring));
+  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring), storedIdsFor(ring));
   await adapter("Session").upsert("s1", { accountId: user.id, uid: "u1" } as never, 3600);
   await adapter("Grant").upsert("g1", { accountId: user.id, clientId: "c1" } as never, 3600);
   await adapter("AccessToken").upsert("at1", { accountId: user.id, clientId: "c1", grantId: "g1" } as never, 3600);

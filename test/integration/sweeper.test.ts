@@ -11,6 +11,7 @@ import { startSweeper } from "../../src/jobs/sweeper.ts";
 import { createAdapterFactory } from "../../src/oidc/adapter.ts";
 import { createClientStore } from "../../src/oidc/client-store.ts";
 import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
+import { storedIdsFor } from "../../src/crypto/stored-ids.ts";
 import type { Database, DatabaseProvider } from "../../src/db/database.ts";
 import { createTestDatabase, providers } from "../helpers/databases.ts";
 
@@ -30,13 +31,17 @@ function recordingLogger(): { log: FastifyBaseLogger; lines: LogLine[] } {
   return { log, lines };
 }
 
-/** Adds `count` AccessToken rows whose expiry has already passed. */
+/** Adds `count` AccessToken rows whose expiry has already passed; returns their stored ids. */
 async function addExpiredTokens(db: Database, count: number): Promise<string[]> {
-  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, createMasterKeyRing([randomBytes(32)])))("AccessToken");
-  const ids = Array.from({ length: count }, () => randomBytes(9).toString("base64url"));
-  for (const id of ids) {
-    await adapter.upsert(id, { kind: "AccessToken", jti: id, grantId: "g", accountId: "a", clientId: "c" }, 60);
+  const ring = createMasterKeyRing([randomBytes(32)]);
+  const storedIds = storedIdsFor(ring);
+  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring), storedIds)("AccessToken");
+  const tokens = Array.from({ length: count }, () => randomBytes(9).toString("base64url"));
+  for (const token of tokens) {
+    await adapter.upsert(token, { kind: "AccessToken", jti: token, grantId: "g", accountId: "a", clientId: "c" }, 60);
   }
+  // The rows are keyed by the tokens' keyed hashes.
+  const ids = tokens.map((token) => storedIds.of(token));
   await db.prisma.oidcRecord.updateMany({ where: { id: { in: ids } }, data: { expiresAt: new Date(Date.now() - 1000) } });
   return ids;
 }
