@@ -24,6 +24,7 @@ import { createMetrics } from "./metrics.ts";
 import { issuerHeadersPlugin, oidcPlugin } from "./plugins/oidc.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { securityPlugin } from "./plugins/security.ts";
+import { rateLimitPlugin } from "./plugins/rate-limit.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { interactionRoutes } from "./interaction/routes.ts";
@@ -85,7 +86,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   const metrics = createMetrics();
   const storedIds = storedIdsFor(ring);
   const provider = createProvider({ config, prisma: db.prisma, clients, storedIds, keys, cookieKeys: cookieKeysFor(config, ring) });
-  observeProvider(provider, { db, metrics, log: app.log });
+  const observer = observeProvider(provider, { db, metrics, log: app.log });
   const redis = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
   const counters = redis ? createRedisCounterStore(redis) : createMemoryCounterStore();
   const limiter = createSignInLimiter(counters, {
@@ -125,6 +126,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   await app.register(errorHandlerPlugin);
   await app.register(metricsPlugin, context);
   await app.register(securityPlugin, { https: config.issuer.startsWith("https:") });
+  await app.register(rateLimitPlugin, { redis });
   await app.register(fastifyStatic, { root: staticDir, prefix: "/static/", index: false, maxAge: "1h" });
   // @simplewebauthn/browser's own bundle, served as a static file (no build step).
   const webauthnBundle = await readFile(webauthnBrowserBundle);
@@ -139,6 +141,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
 
   const sweeper = startSweeper(db, config.sweepInterval, app.log);
   app.addHook("onClose", async () => {
+    await observer.drain();
     sweeper.stop();
     await counters.close();
     await redis?.quit();

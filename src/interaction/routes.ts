@@ -13,6 +13,7 @@ import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import { signInWithPasskey, signInWithPassword } from "../services/sign-in.ts";
 import { scopeDescriptions } from "./scopes.ts";
 import { AppError } from "../errors.ts";
+import { perAddressLimit } from "../plugins/rate-limit.ts";
 import { findUserById } from "../db/users.ts";
 import { relyingPartyFor } from "../auth/passkeys.ts";
 import { startPasskeyAuthentication } from "../services/passkeys.ts";
@@ -123,8 +124,10 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
   const rp = relyingPartyFor(ctx.config.issuer);
 
   // Usernameless passkey sign-in: options, then the signed assertion (JSON,
-  // with the interaction's CSRF token in a header).
-  app.post<{ Params: Params }>("/interaction/:uid/passkey/options", { schema: { body: PasskeyOptionsBody } }, async (request, reply) => {
+  // with the interaction's CSRF token in a header). Each options request
+  // writes a challenge row: limited per client address like /auth.
+  const passkeyOptionsLimit = perAddressLimit(app, "passkey-options", ctx.config.authRateLimitPerIp);
+  app.post<{ Params: Params }>("/interaction/:uid/passkey/options", { onRequest: passkeyOptionsLimit, schema: { body: PasskeyOptionsBody } }, async (request, reply) => {
     const { interaction } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.headers["x-csrf-token"])) throw new AppError("forbidden", "missing or invalid CSRF token");
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");

@@ -11,7 +11,14 @@ import type { Database } from "../db/database.ts";
 import type { Metrics } from "../metrics.ts";
 import { recordAuditEvent } from "../services/audit.ts";
 
-export function observeProvider(provider: Provider, { db, metrics, log }: { db: Database; metrics: Metrics; log: FastifyBaseLogger }): void {
+/** Audit writes started from provider events; closing the app waits for them (drain). */
+export interface ProviderObserver {
+  drain(): Promise<void>;
+}
+
+export function observeProvider(provider: Provider, { db, metrics, log }: { db: Database; metrics: Metrics; log: FastifyBaseLogger }): ProviderObserver {
+  const pending = new Set<Promise<void>>();
+
   provider.on("grant.success", (ctx) => {
     metrics.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? "unknown") });
   });
@@ -24,7 +31,8 @@ export function observeProvider(provider: Provider, { db, metrics, log }: { db: 
     const event = { grantId: token?.grantId, clientId: ctx.oidc.client?.clientId, accountId: token?.accountId };
     log.warn(event, "rotated-out refresh token presented again: grant revoked");
     metrics.refreshTokenReuse.inc();
-    recordAuditEvent(db, {
+    // The provider's event listeners are synchronous: the write is tracked, not awaited.
+    const write = recordAuditEvent(db, {
       type: "refresh_token.reused",
       actorType: "client",
       actorId: event.clientId,
@@ -33,7 +41,10 @@ export function observeProvider(provider: Provider, { db, metrics, log }: { db: 
       ip: ctx.ip,
       userAgent: ctx.get("user-agent"),
       data: { grant_id: event.grantId, grant_revoked: true },
-    }).catch((err) => log.error({ err }, "could not audit refresh token reuse"));
+    })
+      .catch((err) => log.error({ err }, "could not audit refresh token reuse"))
+      .finally(() => pending.delete(write));
+    pending.add(write);
   });
 
   // invalid_client says nothing to the client about why (RFC 6749 section
@@ -58,4 +69,10 @@ export function observeProvider(provider: Provider, { db, metrics, log }: { db: 
   provider.on("backchannel.error", (_ctx, error, client) =>
     log.warn({ err: error, clientId: client.clientId }, "back-channel logout notification failed"),
   );
+
+  return {
+    async drain() {
+      await Promise.allSettled([...pending]);
+    },
+  };
 }

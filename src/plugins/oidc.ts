@@ -6,9 +6,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import rateLimit from "@fastify/rate-limit";
 import type { AppContext } from "../context.ts";
-import { ipRateLimitKey, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
+import { perAddressLimit, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
 import { authenticatedClientOf } from "../oidc/provider.ts";
 
 /**
@@ -85,15 +84,8 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
     host.callback(request.raw, res);
   };
 
-  // Limits per minute, shared through Redis if set (README, "Several
-  // instances"). Each limiter has its own in-memory LRU of `cache` entries.
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: tooManyRequests,
-    ...(redis ? { redis, nameSpace: "gatehouse:request-rl:" } : {}),
-  });
-  const perIp = (name: string, max: number) =>
-    app.rateLimit({ max, timeWindow: 60_000, cache: rateLimitCacheSize, keyGenerator: (r) => `${name}:${ipRateLimitKey(r.ip)}` });
+  // Limits per minute (plugins/rate-limit.ts, registered by app.ts).
+  const perIp = (name: string, max: number) => perAddressLimit(app, name, max);
 
   // Anonymous endpoints that write rows: each authorization request stores an
   // Interaction, each pushed authorization request (RFC 9126) a row of its own.

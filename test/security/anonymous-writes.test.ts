@@ -11,7 +11,7 @@ import t from "tap";
 import * as oidc from "openid-client";
 import { ipRateLimitKey } from "../../src/plugins/rate-limit.ts";
 import { createClient } from "../../src/services/clients.ts";
-import { buildTestApp, redirectUri } from "../helpers/http-flow.ts";
+import { Browser, authorizationUrl, buildTestApp, csrfToken, last, makeClient, redirectUri, startApp } from "../helpers/http-flow.ts";
 
 t.test("ipRateLimitKey: IPv4 as is, IPv6 per /64, IPv4-mapped IPv6 as IPv4", async (t) => {
   t.equal(ipRateLimitKey("1.2.3.4"), "1.2.3.4");
@@ -92,4 +92,23 @@ t.test("AUTH_RATE_LIMIT_PER_IP is validated and defaults to 300", async (t) => {
   t.equal(loadConfig({ AUTH_RATE_LIMIT_PER_IP: "20" }).authRateLimitPerIp, 20);
   t.throws(() => loadConfig({ AUTH_RATE_LIMIT_PER_IP: "0" }), { name: "ConfigError", variable: "AUTH_RATE_LIMIT_PER_IP" });
   t.throws(() => loadConfig({ AUTH_RATE_LIMIT_PER_IP: "lots" }), { name: "ConfigError", variable: "AUTH_RATE_LIMIT_PER_IP" });
+});
+
+t.test("passkey sign-in options (each writes a challenge row) are limited per client address", async (t) => {
+  const running = await startApp(t, { env: { AUTH_RATE_LIMIT_PER_IP: "3" } });
+  const client = await makeClient(running, { name: "Passkey limit app" });
+  const browser = new Browser(running.url);
+  const page = last(await browser.follow((await authorizationUrl(client)).url));
+  const options = () =>
+    fetch(`${page.url.href}/passkey/options`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrfToken(page.body), cookie: browser.jar.header(page.url) },
+      body: "{}",
+    });
+  for (let i = 0; i < 3; i++) t.equal((await options()).status, 200, `options ${i + 1}: 200`);
+  const before = await running.db.prisma.webAuthnChallenge.count();
+  const refused = await options();
+  t.equal(refused.status, 429, "the fourth from one address: 429");
+  t.match(refused.headers.get("retry-after"), /^\d+$/, "with Retry-After");
+  t.equal(await running.db.prisma.webAuthnChallenge.count(), before, "and no challenge row was written");
 });
