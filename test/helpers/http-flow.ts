@@ -248,7 +248,7 @@ export class Browser {
   readonly jar = new CookieJar();
   constructor(readonly origin: string) {}
 
-  async request(target: string | URL, init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<Response> {
+  async request(target: string | URL, init: { method?: string; form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
     const url = new URL(target, this.origin);
     const headers: Record<string, string> = { "user-agent": "gatehouse-tests", ...init.headers };
     if (url.origin === this.origin) {
@@ -259,6 +259,10 @@ export class Browser {
     if (init.form) {
       headers["content-type"] = "application/x-www-form-urlencoded";
       body = new URLSearchParams(init.form).toString();
+    } else if (init.json !== undefined) {
+      // As the pages' scripts send it.
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(init.json);
     }
     const res = await fetch(url, { method: init.method ?? (body ? "POST" : "GET"), headers, body, redirect: "manual" });
     if (url.origin === this.origin) this.jar.store(url, res.headers.getSetCookie());

@@ -99,12 +99,7 @@ t.test("passkey sign-in options (each writes a challenge row) are limited per cl
   const client = await makeClient(running, { name: "Passkey limit app" });
   const browser = new Browser(running.url);
   const page = last(await browser.follow((await authorizationUrl(client)).url));
-  const options = () =>
-    fetch(`${page.url.href}/passkey/options`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-csrf-token": csrfToken(page.body), cookie: browser.jar.header(page.url) },
-      body: "{}",
-    });
+  const options = () => browser.request(`${page.url.pathname}/passkey/options`, { json: {}, headers: { "x-csrf-token": csrfToken(page.body) } });
   for (let i = 0; i < 3; i++) t.equal((await options()).status, 200, `options ${i + 1}: 200`);
   const before = await running.db.prisma.webAuthnChallenge.count();
   const refused = await options();

@@ -93,7 +93,7 @@ async function storedCredentialsSuite(t: Test, provider: DatabaseProvider): Prom
   const signInPage = last(await browser.follow(pending.url));
   t.ok(isSignInPage(signInPage.body), "the sign-in page");
   const uid = /\/interaction\/([^/]+)\/login/.exec(formAction(signInPage.body))![1]!;
-  const options = await browser.request(`/interaction/${uid}/passkey/options`, { method: "POST", headers: { "x-csrf-token": csrfToken(signInPage.body) } });
+  const options = await browser.request(`/interaction/${uid}/passkey/options`, { json: {}, headers: { "x-csrf-token": csrfToken(signInPage.body) } });
   t.equal(options.status, 200, "a passkey challenge for the interaction");
   const callback = await signInAndConsent(browser, pending, user);
   const code = callback.searchParams.get("code")!;
