@@ -1,8 +1,11 @@
 /**
  * The master key ring: encrypts signing keys and client secrets at rest
- * (SPEC section 6). Ciphertexts are compact JWEs (alg "dir", enc "A256GCM")
- * whose `kid` header names the master key that sealed them, so MASTER_KEYS can
- * be rotated: the newest key seals, every listed key opens.
+ * (README, "Production", "Secrets"). Ciphertexts are compact JWEs (alg "dir", enc
+ * "A256GCM", RFC 7516) whose `kid` header names the master key that sealed
+ * them, so MASTER_KEYS can be rotated: the newest key seals, every listed key
+ * opens. Each value is bound to what it protects by a `ctx` header (table, row
+ * id, field): the protected header is AES-GCM's additional authenticated data
+ * (RFC 7516 section 5.1), so a value copied onto another row does not open.
  */
 import { createHash, hkdfSync, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -11,10 +14,13 @@ import { CompactEncrypt, compactDecrypt, decodeProtectedHeader } from "jose";
 import type { Config } from "../config.ts";
 
 export interface MasterKeyRing {
-  /** Seals `plaintext` with the newest master key. */
-  encrypt(plaintext: string): Promise<string>;
-  /** Opens a value sealed by any key of the ring; throws MasterKeyError otherwise. */
-  decrypt(jwe: string): Promise<string>;
+  /** Seals `plaintext` with the newest master key, bound to `context` (see sealContext). */
+  encrypt(plaintext: string, context: string): Promise<string>;
+  /**
+   * Opens a value sealed by any key of the ring for exactly `context`; throws
+   * MasterKeyError otherwise, and for a value sealed without a context.
+   */
+  decrypt(jwe: string, context: string): Promise<string>;
   /** Derives a stable secret for `purpose` from the newest master key (HKDF-SHA256). */
   derive(purpose: string): string;
   /**
@@ -38,6 +44,20 @@ export class MasterKeyError extends Error {
   override readonly name = "MasterKeyError";
 }
 
+/**
+ * The context a sealed value is bound to: the table, the row's id and the
+ * field, e.g. "Client/<client id>/client_secret". The id is percent-encoded
+ * so that no id can make two contexts equal.
+ */
+export function sealContext(table: string, rowId: string, field: string): string {
+  return `${table}/${encodeURIComponent(rowId)}/${field}`;
+}
+
+function requireContext(context: unknown): string {
+  if (typeof context !== "string" || context === "") throw new MasterKeyError("a sealed value needs a context (the table, row and field it protects)");
+  return context;
+}
+
 function kidOf(key: Buffer): string {
   return createHash("sha256").update(key).digest("base64url").slice(0, 16);
 }
@@ -53,25 +73,33 @@ export function createMasterKeyRing(keys: readonly Buffer[]): MasterKeyRing {
   const newest = entries[0]!;
   return {
     kids: entries.map((e) => e.kid),
-    async encrypt(plaintext) {
+    async encrypt(plaintext, context) {
+      // The protected header, ctx included, is the AES-GCM additional data.
       return new CompactEncrypt(new TextEncoder().encode(plaintext))
-        .setProtectedHeader({ alg: "dir", enc: "A256GCM", kid: newest.kid })
+        .setProtectedHeader({ alg: "dir", enc: "A256GCM", kid: newest.kid, ctx: requireContext(context) })
         .encrypt(newest.key);
     },
-    async decrypt(jwe) {
-      let kid: unknown;
+    async decrypt(jwe, context) {
+      const expected = requireContext(context);
+      let header: ReturnType<typeof decodeProtectedHeader>;
       try {
-        kid = decodeProtectedHeader(jwe).kid;
+        header = decodeProtectedHeader(jwe);
       } catch {
         throw new MasterKeyError("not a sealed value");
       }
-      const entry = entries.find((e) => e.kid === kid);
-      if (!entry) throw new MasterKeyError(`sealed with master key ${String(kid)}, which is not in MASTER_KEYS`);
-      const { plaintext } = await compactDecrypt(jwe, entry.key, {
-        keyManagementAlgorithms: ["dir"],
-        contentEncryptionAlgorithms: ["A256GCM"],
-      });
-      return new TextDecoder().decode(plaintext);
+      if (header.ctx === undefined) throw new MasterKeyError(`value for ${expected} was sealed without a context: refused`);
+      if (header.ctx !== expected) throw new MasterKeyError(`value sealed for ${String(header.ctx)} found in ${expected}: refused`);
+      const entry = entries.find((e) => e.kid === header.kid);
+      if (!entry) throw new MasterKeyError(`sealed with master key ${String(header.kid)}, which is not in MASTER_KEYS`);
+      try {
+        const { plaintext } = await compactDecrypt(jwe, entry.key, {
+          keyManagementAlgorithms: ["dir"],
+          contentEncryptionAlgorithms: ["A256GCM"],
+        });
+        return new TextDecoder().decode(plaintext);
+      } catch {
+        throw new MasterKeyError(`value for ${expected} does not open: it was altered`);
+      }
     },
     derive(purpose) {
       return hkdf(newest.key, purpose).toString("base64url");

@@ -4,7 +4,7 @@
  * generated from the same data model (prisma/models.prisma), so the rest of the
  * code sees one typed client whatever the provider.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { PrismaClient } from "./generated/sqlite/client.ts";
 import type { DerivedKey } from "../crypto/master-keys.ts";
@@ -32,6 +32,35 @@ export function sqlitePath(url: string): string {
   return url.slice("file:".length).replace(/^\/\/(?=\/)/, "").split("?")[0]!;
 }
 
+/** The files SQLite keeps beside a database: rollback journal, write-ahead log and its index. */
+const sqliteSiblings = ["-journal", "-wal", "-shm"];
+
+/**
+ * Makes the SQLite file at `path` private before a driver opens it: creates
+ * its directory 0700 (only when Gatehouse creates it: an existing directory is
+ * the operator's), creates the file 0600, and narrows an existing file, or a
+ * -journal/-wal/-shm sibling, that others can read. SQLite gives the journal
+ * and WAL files it creates the database file's mode
+ * (https://www.sqlite.org/tempfiles.html), so they follow. The database holds
+ * password hashes and sealed keys: no other local account should read it.
+ */
+export function secureSqliteFile(path: string): void {
+  if (path === ":memory:" || path === "") return;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // "a" creates the file if missing and never truncates one that exists.
+  closeSync(openSync(path, "a", 0o600));
+  for (const file of [path, ...sqliteSiblings.map((suffix) => path + suffix)]) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw error;
+    }
+    if (mode & 0o077) chmodSync(file, mode & 0o700);
+  }
+}
+
 export interface OpenOptions {
   /** Called with the SQL of every query (to count queries on hot paths). */
   onQuery?: (sql: string) => void;
@@ -45,7 +74,7 @@ export async function openDatabase(url: string, provider: DatabaseProvider, opti
   let prisma: PrismaClient;
   if (provider === "sqlite") {
     const path = sqlitePath(url);
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    secureSqliteFile(path);
     const { PrismaBetterSQLite3 } = await import("@prisma/adapter-better-sqlite3");
     const { PrismaClient } = await import("./generated/sqlite/client.ts");
     // timeout: how long a writer waits for SQLite's lock (busy_timeout), in ms.

@@ -14,11 +14,11 @@
  * it under BEGIN IMMEDIATE, which serialises writers.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DatabaseProvider } from "./database.ts";
-import { sqlitePath } from "./database.ts";
+import { secureSqliteFile, sqlitePath } from "./database.ts";
 
 export interface Migration {
   name: string;
@@ -78,7 +78,8 @@ export async function migrateDatabase(url: string, provider: DatabaseProvider): 
 async function migrateSqlite(url: string, migrations: Migration[]): Promise<string[]> {
   const { default: Sqlite } = await import("better-sqlite3");
   const path = sqlitePath(url);
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  // The first process to open the file at start-up: it creates it private.
+  secureSqliteFile(path);
   const db = new Sqlite(path, { timeout: 30_000 });
   try {
     // WAL lets readers work while a writer commits; the setting is kept in the file.

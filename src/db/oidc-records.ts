@@ -81,13 +81,23 @@ export async function findOidcRecordByUserCode(
   return live(await prisma.oidcRecord.findFirst({ where: { model, userCode }, select: rowFields, orderBy: { createdAt: "desc" } }));
 }
 
+export type ConsumeOutcome =
+  | { consumed: true }
+  /** Not consumed by this call: the row as it is now (null: gone). */
+  | { consumed: false; row: { consumedAt: Date | null; grantId: string | null } | null };
+
 /**
- * Marks a row consumed (codes, refresh tokens) without rewriting its payload.
- * The first consumption wins: a retry within the reuse grace period must not
- * push the grace window further out.
+ * Marks a row consumed (codes, refresh tokens) without rewriting its payload,
+ * as a compare-and-set: only the call that finds `consumedAt` empty sets it,
+ * so of two concurrent redemptions exactly one wins. The first consumption
+ * time is never moved, so a retry within the reuse grace period cannot push
+ * the grace window further out.
  */
-export async function consumeOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<void> {
-  await prisma.oidcRecord.updateMany({ where: { model, id, consumedAt: null }, data: { consumedAt: new Date() } });
+export async function consumeOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<ConsumeOutcome> {
+  const { count } = await prisma.oidcRecord.updateMany({ where: { model, id, consumedAt: null }, data: { consumedAt: new Date() } });
+  if (count > 0) return { consumed: true };
+  const row = await prisma.oidcRecord.findUnique({ where: { model_id: { model, id } }, select: { consumedAt: true, grantId: true } });
+  return { consumed: false, row };
 }
 
 export async function deleteOidcRecord(prisma: PrismaClient, model: string, id: string): Promise<void> {
@@ -98,6 +108,17 @@ export async function deleteOidcRecord(prisma: PrismaClient, model: string, id: 
 export async function deleteOidcRecordsByGrant(prisma: PrismaClient, model: string, grantId: string): Promise<number> {
   const { count } = await prisma.oidcRecord.deleteMany({ where: { model, grantId } });
   return count;
+}
+
+/**
+ * Revokes a grant: deletes every row issued under it (of every model) and the
+ * Grant row itself, as oidc-provider's revoke helper does model by model.
+ */
+export async function deleteOidcGrant(prisma: PrismaClient, grantId: string): Promise<void> {
+  await prisma.$transaction([
+    prisma.oidcRecord.deleteMany({ where: { grantId } }),
+    prisma.oidcRecord.deleteMany({ where: { model: "Grant", id: grantId } }),
+  ]);
 }
 
 /** Deletes every row whose expiry has passed; returns how many. */

@@ -5,10 +5,11 @@
  * Client is read from our own clients table (see client-store.ts).
  * Contract: https://github.com/panva/node-oidc-provider/blob/main/example/my_adapter.js
  */
-import type { Adapter, AdapterPayload } from "oidc-provider";
+import { errors, type Adapter, type AdapterPayload } from "oidc-provider";
 import type { PrismaClient } from "../db/database.ts";
 import {
   consumeOidcRecord,
+  deleteOidcGrant,
   deleteOidcRecord,
   deleteOidcRecordsByGrant,
   findOidcRecord,
@@ -17,6 +18,28 @@ import {
   upsertOidcRecord,
 } from "../db/oidc-records.ts";
 import type { ClientStore } from "./client-store.ts";
+
+/**
+ * What oidc-provider calls each single-use model in its reuse errors
+ * (lib/helpers/grant_source.js, lib/actions/grants/refresh_token.js), so a
+ * redemption that loses a race fails exactly like a sequential reuse.
+ */
+const reuseErrors: Record<string, { reused: () => Error; gone: () => Error }> = {
+  RefreshToken: grantError("refresh token", "already used"),
+  AuthorizationCode: grantError("authorization code", "already consumed"),
+  DeviceCode: grantError("device code", "already consumed"),
+  BackchannelAuthenticationRequest: grantError("backchannel authentication request", "already consumed"),
+  PreAuthorizedCode: grantError("pre-authorized code", "already consumed"),
+  // lib/actions/authorization/respond.js
+  PushedAuthorizationRequest: {
+    reused: () => new errors.InvalidRequestUri("request_uri is invalid, expired, or was already used"),
+    gone: () => new errors.InvalidRequestUri("request_uri is invalid, expired, or was already used"),
+  },
+};
+
+function grantError(label: string, reuse: string) {
+  return { reused: () => new errors.InvalidGrant(`${label} ${reuse}`), gone: () => new errors.InvalidGrant(`${label} not found`) };
+}
 
 class PrismaOidcAdapter implements Adapter {
   constructor(
@@ -44,8 +67,25 @@ class PrismaOidcAdapter implements Adapter {
     return (await findOidcRecordByUserCode(this.prisma, this.model, userCode)) as AdapterPayload | undefined;
   }
 
+  /**
+   * Consumes a code or refresh token, or fails: oidc-provider checks
+   * `consumed` on what it found and then calls consume, so two concurrent
+   * redemptions can both pass its check. The row is consumed with a
+   * compare-and-set; the losers are treated as oidc-provider treats a reuse
+   * (the token is destroyed, its grant revoked, the client gets 400
+   * invalid_grant), except a refresh within REFRESH_REUSE_GRACE of the first
+   * consumption, which is the retry that grace allows.
+   */
   async consume(id: string): Promise<void> {
-    await consumeOidcRecord(this.prisma, this.model, id);
+    const outcome = await consumeOidcRecord(this.prisma, this.model, id);
+    if (outcome.consumed) return;
+    const { row } = outcome;
+    if (row?.consumedAt && row.consumedAt.getTime() + this.consumedGraceMs > Date.now()) return;
+    const fail = reuseErrors[this.model] ?? grantError(this.model, "already consumed");
+    if (!row) throw fail.gone();
+    await deleteOidcRecord(this.prisma, this.model, id);
+    if (row.grantId) await deleteOidcGrant(this.prisma, row.grantId);
+    throw fail.reused();
   }
 
   async destroy(id: string): Promise<void> {

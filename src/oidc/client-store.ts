@@ -4,11 +4,16 @@
  */
 import type { PrismaClient } from "../db/database.ts";
 import { findClientById } from "../db/clients.ts";
-import type { MasterKeyRing } from "../crypto/master-keys.ts";
+import { sealContext, type MasterKeyRing } from "../crypto/master-keys.ts";
 
 export interface ClientStore {
   /** oidc-provider client metadata, or undefined for an unknown client. */
   findMetadata(clientId: string): Promise<Record<string, unknown> | undefined>;
+}
+
+/** What a client's sealed secret is bound to: its own row. */
+export function clientSecretContext(clientId: string): string {
+  return sealContext("Client", clientId, "client_secret");
 }
 
 export function createClientStore(prisma: PrismaClient, ring: MasterKeyRing): ClientStore {
@@ -17,7 +22,7 @@ export function createClientStore(prisma: PrismaClient, ring: MasterKeyRing): Cl
       const row = await findClientById(prisma, clientId);
       if (!row) return undefined;
       const metadata: Record<string, unknown> = { ...(row.metadata as object), client_id: row.id, first_party: row.firstParty };
-      if (row.secretEncrypted) metadata.client_secret = await ring.decrypt(row.secretEncrypted);
+      if (row.secretEncrypted) metadata.client_secret = await ring.decrypt(row.secretEncrypted, clientSecretContext(row.id));
       return metadata;
     },
   };

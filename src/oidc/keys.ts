@@ -9,7 +9,7 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
 import type { Database } from "../db/database.ts";
 import { insertMissingCurrentKeys, listSigningKeyRows, type SigningKeyRow } from "../db/signing-keys.ts";
-import type { MasterKeyRing } from "../crypto/master-keys.ts";
+import { sealContext, type MasterKeyRing } from "../crypto/master-keys.ts";
 import { tokenSigningAlgs, type TokenSigningAlg } from "../protocol.ts";
 
 /**
@@ -26,6 +26,11 @@ export interface SigningKeyInfo {
   created_at: string;
   activated_at: string | null;
   retired_at: string | null;
+}
+
+/** What a signing key's sealed private JWK is bound to: its own row. */
+export function privateJwkContext(kid: string): string {
+  return sealContext("SigningKey", kid, "private_jwk");
 }
 
 /** Generates a key pair for `alg`; the kid is the RFC 7638 thumbprint. */
@@ -56,7 +61,7 @@ export async function ensureSigningKeys(db: Database, ring: MasterKeyRing): Prom
         alg,
         state: "current",
         publicJwk: key.publicJwk,
-        privateJwkEncrypted: await ring.encrypt(JSON.stringify(key.privateJwk)),
+        privateJwkEncrypted: await ring.encrypt(JSON.stringify(key.privateJwk), privateJwkContext(key.kid)),
         activatedAt: now,
       };
     }),
@@ -74,7 +79,7 @@ export async function loadSigningKeys(db: Database, ring: MasterKeyRing): Promis
   const sorted = [...rows].sort((a, b) => order(a) - order(b));
   return Promise.all(
     sorted.map(async (row) => {
-      const jwk = JSON.parse(await ring.decrypt(row.privateJwkEncrypted)) as JWK;
+      const jwk = JSON.parse(await ring.decrypt(row.privateJwkEncrypted, privateJwkContext(row.kid))) as JWK;
       return row.state === "current" ? jwk : { ...jwk, key_ops: ["verify"] };
     }),
   );

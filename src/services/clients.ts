@@ -7,6 +7,7 @@ import type { Database } from "../db/database.ts";
 import { deleteClientRow, findClientById, insertClient, listClientRows, updateClientRow, type ClientRow } from "../db/clients.ts";
 import { deleteGrantsAndTokens } from "../db/revocations.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
+import { clientSecretContext } from "../oidc/client-store.ts";
 import { AppError } from "../errors.ts";
 import { appendAuditEvent } from "./audit.ts";
 import { systemActor, type Actor } from "./actor.ts";
@@ -243,7 +244,7 @@ export async function createClient(
     await insertClient(tx, {
       id: clientId,
       name: metadata.client_name,
-      secretEncrypted: secret ? await ring.encrypt(secret) : null,
+      secretEncrypted: secret ? await ring.encrypt(secret, clientSecretContext(clientId)) : null,
       metadata,
       firstParty: input.firstParty ?? false,
     });

@@ -290,10 +290,57 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
       t.type(found?.consumed, "number");
     });
 
-    t.test("consuming an unknown id does not throw nor create a row", async (t) => {
+    t.test("consuming an unknown id fails with invalid_grant and creates no row", async (t) => {
+      // A row that vanished between find and consume was revoked: the redemption must not go on.
       const id = newId();
-      await t.resolves(f.adapter("AuthorizationCode").consume(id));
+      await t.rejects(f.adapter("AuthorizationCode").consume(id), { name: "InvalidGrant", error: "invalid_grant", error_detail: "authorization code not found" });
       t.equal(await f.count({ model: "AuthorizationCode", id }), 0);
+    });
+
+    for (const [model, detail] of [
+      ["AuthorizationCode", "authorization code already consumed"],
+      ["RefreshToken", "refresh token already used"],
+    ] as const) {
+      t.test(`a second consume of a ${model} fails as a reuse: invalid_grant, row destroyed, grant revoked`, async (t) => {
+        const grantId = newId("grant");
+        const payload = tokenPayload(model, { grantId });
+        const sibling = tokenPayload("AccessToken", { grantId });
+        const unrelated = tokenPayload("AccessToken");
+        await f.adapter("Grant").upsert(grantId, { kind: "Grant", jti: grantId, accountId: "a", clientId: "c" }, 3600);
+        await f.adapter(model).upsert(payload.jti!, payload, 600);
+        await f.adapter("AccessToken").upsert(sibling.jti!, sibling, 600);
+        await f.adapter("AccessToken").upsert(unrelated.jti!, unrelated, 600);
+
+        await f.adapter(model).consume(payload.jti!);
+        await t.rejects(f.adapter(model).consume(payload.jti!), { name: "InvalidGrant", error: "invalid_grant", error_detail: detail, status: 400 });
+
+        t.equal(await f.adapter(model).find(payload.jti!), undefined, "the reused row is destroyed");
+        t.equal(await f.count({ grantId }), 0, "every row issued under the grant is deleted");
+        t.equal(await f.adapter("Grant").find(grantId), undefined, "the Grant row is deleted");
+        t.strictSame(await f.adapter("AccessToken").find(unrelated.jti!), unrelated, "another grant's rows stay");
+      });
+    }
+
+    t.test("of concurrent consumes of one row exactly one succeeds", async (t) => {
+      const payload = tokenPayload("RefreshToken");
+      await f.adapter("RefreshToken").upsert(payload.jti!, payload, 600);
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => f.adapter("RefreshToken").consume(payload.jti!)));
+      t.equal(results.filter((r) => r.status === "fulfilled").length, 1, "one consume wins");
+      for (const r of results) if (r.status === "rejected") t.match(r.reason, { error: "invalid_grant" });
+    });
+
+    t.test("within the refresh reuse grace a second consume succeeds and keeps the first consumption time", async (t) => {
+      const graceful = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, createMasterKeyRing([randomBytes(32)])), 5)("RefreshToken");
+      const payload = tokenPayload("RefreshToken");
+      await graceful.upsert(payload.jti!, payload, 600);
+      await graceful.consume(payload.jti!);
+      const first = (await f.row("RefreshToken", payload.jti!))?.consumedAt;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await t.resolves(graceful.consume(payload.jti!), "the retry within the grace is allowed");
+      t.same((await f.row("RefreshToken", payload.jti!))?.consumedAt, first, "the first consumption time is kept");
+
+      await f.db.prisma.oidcRecord.updateMany({ where: { model: "RefreshToken", id: payload.jti! }, data: { consumedAt: new Date(Date.now() - 6000) } });
+      await t.rejects(graceful.consume(payload.jti!), { name: "InvalidGrant", error: "invalid_grant", error_detail: "refresh token already used" }, "after the grace it is a reuse");
     });
   });
 

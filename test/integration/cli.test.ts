@@ -7,7 +7,7 @@ import { createTestDatabase } from "../helpers/databases.ts";
 import { spawnSync } from "node:child_process";
 import { root, runCli } from "../helpers/processes.ts";
 import { createAdapterFactory } from "../../src/oidc/adapter.ts";
-import { createClientStore } from "../../src/oidc/client-store.ts";
+import { clientSecretContext, createClientStore } from "../../src/oidc/client-store.ts";
 import { loadMasterKeyRing } from "../../src/crypto/master-keys.ts";
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { auditKeyOf } from "../../src/services/audit.ts";
@@ -73,7 +73,7 @@ t.test("clients create: a confidential client gets a secret stored sealed, never
   t.type(client_secret, "string");
   const row = await db.prisma.client.findUniqueOrThrow({ where: { id: client_id } });
   t.notMatch(row.secretEncrypted!, client_secret, "the stored secret is not the secret");
-  t.equal(await ring.decrypt(row.secretEncrypted!), client_secret, "it opens with the master key");
+  t.equal(await ring.decrypt(row.secretEncrypted!, clientSecretContext(row.id)), client_secret, "it opens with the master key");
   t.equal(row.firstParty, true);
   t.match(row.metadata, {
     redirect_uris: ["https://app.example.com/cb", "http://localhost:8080/cb"],
