@@ -60,9 +60,31 @@ export async function listAuditEvents(
   });
 }
 
+/**
+ * An event as the chain walk sees it: with its re-key attestation (see
+ * rekeyAuditChain in services/audit.ts), which is never part of the content.
+ */
+export interface ChainedAuditRow extends AuditRow {
+  rekeyHash: string | null;
+}
+
+/**
+ * Stores re-key attestations, each only if its event still has the hash it
+ * was computed over (a compare-and-set: a changed row is left alone, and
+ * verification finds it). One short transaction per call. Returns how many
+ * were stored.
+ */
+export async function setAuditRekeyHashes(prisma: PrismaClient, items: { seq: number; hash: string; rekeyHash: string }[]): Promise<number> {
+  if (items.length === 0) return 0;
+  const results = await prisma.$transaction(
+    items.map(({ seq, hash, rekeyHash }) => prisma.auditEvent.updateMany({ where: { seq, hash }, data: { rekeyHash } })),
+  );
+  return results.reduce((sum, r) => sum + r.count, 0);
+}
+
 /** Every event oldest first, in pages (for verification of the chain). */
-export async function* walkAuditEvents(prisma: PrismaClient, pageSize = 500): AsyncGenerator<AuditRow> {
-  let after = 0;
+export async function* walkAuditEvents(prisma: PrismaClient, pageSize = 500, afterSeq = 0): AsyncGenerator<ChainedAuditRow> {
+  let after = afterSeq;
   for (;;) {
     const page = await prisma.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: "asc" }, take: pageSize });
     for (const row of page) yield row;
