@@ -24,7 +24,10 @@ async function main(): Promise<void> {
   }
 
   const { db, ring, migrated, createdKeys } = await bootstrap(config).catch(fail);
-  const app = await buildApp({ config, db, ring });
+  const app = await buildApp({ config, db, ring }).catch(async (error: unknown) => {
+    await db.close();
+    return fail(error);
+  });
   if (migrated.length) app.log.info({ migrations: migrated }, "applied database migrations");
   if (createdKeys.length) app.log.info({ kids: createdKeys }, "created signing keys");
   if (isIP(new URL(config.issuer).hostname.replace(/^\[|\]$/g, ""))) {
