@@ -20,10 +20,15 @@ export interface AuditRow {
 
 /**
  * Serialises writers of the chain until the transaction ends: PostgreSQL takes
- * an advisory lock; SQLite already runs one writer at a time.
+ * an advisory lock. SQLite runs one writer at a time, but Prisma begins its
+ * transactions deferred: one that reads the chain's head first and writes
+ * after another process committed fails with SQLITE_BUSY_SNAPSHOT rather
+ * than wait. A write that changes nothing, first, takes the write lock (and
+ * waits for it) before the head is read.
  */
 export async function lockAuditChain(tx: Tx, provider: DatabaseProvider): Promise<void> {
   if (provider === "postgresql") await tx.$executeRawUnsafe("SELECT pg_advisory_xact_lock(7246118343)");
+  else await tx.$executeRawUnsafe('UPDATE "AuditEvent" SET "seq" = "seq" WHERE 0');
 }
 
 export async function findLastAuditHash(tx: Tx): Promise<string | undefined> {
