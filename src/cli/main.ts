@@ -7,6 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { bootstrap } from "../bootstrap.ts";
 import { loadConfig, type Config } from "../config.ts";
+import type { Database } from "../db/database.ts";
 import { migrateDatabase } from "../db/migrate.ts";
 import { exportPublicJwks, listSigningKeys } from "../oidc/keys.ts";
 import { parsePrivateJwks } from "../oidc/key-import.ts";
@@ -99,6 +100,12 @@ function print(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + "\n");
 }
 
+/** `keys list`'s entries for `kids`, in that order. */
+async function listKeys(db: Database, config: Config, kids: string[]) {
+  const all = await listSigningKeys(db, keyPolicyOf(config));
+  return kids.map((kid) => all.find((k) => k.kid === kid)!);
+}
+
 async function withRuntime<T>(config: Config, work: (rt: Awaited<ReturnType<typeof bootstrap>>) => Promise<T>): Promise<T> {
   const runtime = await bootstrap(config, { ensureKeys: false });
   try {
@@ -128,7 +135,7 @@ async function run(argv: string[]): Promise<void> {
     const v = parse(rest, { now: { type: "boolean" } });
     await withRuntime(config, async ({ db, ring }) => {
       const kids = await rotateSigningKeys(db, ring, { immediately: v.now === true }, cliOperator);
-      print((await listSigningKeys(db, keyPolicyOf(config))).filter((k) => kids.includes(k.kid)));
+      print(await listKeys(db, config, kids));
     });
     return;
   }
@@ -139,7 +146,7 @@ async function run(argv: string[]): Promise<void> {
     const keys = await parsePrivateJwks(await readStdin());
     await withRuntime(config, async ({ db, ring }) => {
       const kids = await importSigningKeys(db, ring, keys, cliOperator);
-      print((await listSigningKeys(db, keyPolicyOf(config))).filter((k) => kids.includes(k.kid)));
+      print(await listKeys(db, config, kids));
     });
     return;
   }
