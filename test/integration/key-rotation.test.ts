@@ -67,6 +67,10 @@ for (const provider of providers(t)) {
         });
       }
       t.ok(Date.now() - started < 10_000, `published by both instances within 10 s (${Date.now() - started} ms)`);
+      const exported = (await cli(t, cluster, ["keys", "export"])) as { keys: { kid: string }[] };
+      const served = await fetchJwks(b.url);
+      const byKid = (keys: { kid: string }[]) => [...keys].sort((x, y) => x.kid.localeCompare(y.kid));
+      t.same(byKid(exported.keys), byKid(served.keys), "keys export prints the JWKS the instances serve");
       for (const instance of [a, b]) {
         const tokens = await idTokensFrom(instance.url, holders);
         for (const alg of signingAlgorithms) t.equal(kidOf(tokens[alg]!), first[alg], `${alg} ID tokens from ${instance === a ? "A" : "B"} are still signed by the current key`);
