@@ -111,6 +111,17 @@ for (const provider of providers(t)) {
       const tooOld = await runCli(["audit", "verify"], env([oldKey]));
       t.equal(tooOld.code, 1, "the old key alone can no longer verify the events made since");
     });
+
+    await t.test("an event altered after re-keying is found with the new key alone", async (t) => {
+      const old = await db.prisma.auditEvent.findFirstOrThrow({ where: { hash: { startsWith: `${oldKid}:` } }, orderBy: { seq: "asc" } });
+      await db.prisma.auditEvent.update({ where: { seq: old.seq }, data: { data: JSON.stringify({ client_name: "Forged" }) } });
+      const verify = await runCli(["audit", "verify"], env([newKey]));
+      t.equal(verify.code, 1);
+      t.equal(verify.stderr, `gatehouse: audit chain broken at event ${old.id} (seq ${old.seq}): content does not match its re-key attestation\n`);
+      await db.prisma.auditEvent.update({ where: { seq: old.seq }, data: { rekeyHash: null } });
+      const stripped = await runCli(["audit", "verify"], env([newKey]));
+      t.match(stripped.stderr, `keyed with master key ${oldKid}, which is not in MASTER_KEYS`, "removing the attestation does not help");
+    });
   });
 
   t.test(`keys reseal refuses an audit chain that does not verify and writes nothing, ${provider}`, async (t) => {
