@@ -16,10 +16,7 @@ function advisoryId(name: string): bigint {
   return createHash("sha256").update(`gatehouse:lock:${name}`).digest().readBigInt64BE(0) & 0x7fffffffffffffffn;
 }
 
-/** This process's lease holder id. */
-const holder = randomUUID();
-
-async function takeLease(db: Database, name: string, ttlMs: number): Promise<boolean> {
+async function takeLease(db: Database, name: string, holder: string, ttlMs: number): Promise<boolean> {
   const now = new Date();
   const expiresAt = new Date(now.getTime() + ttlMs);
   try {
@@ -37,7 +34,7 @@ async function takeLease(db: Database, name: string, ttlMs: number): Promise<boo
   return count === 1;
 }
 
-async function releaseLease(db: Database, name: string): Promise<void> {
+async function releaseLease(db: Database, name: string, holder: string): Promise<void> {
   await db.prisma.lease.updateMany({ where: { name, holder }, data: { expiresAt: new Date(0) } });
 }
 
@@ -63,7 +60,9 @@ export async function withExclusiveLock<T>(
       { timeout: timeoutMs, maxWait: timeoutMs },
     );
   }
-  if (!(await takeLease(db, name, ttlMs))) return lockBusy;
+  // Each acquisition is its own holder: two instances in one process exclude each other too.
+  const holder = randomUUID();
+  if (!(await takeLease(db, name, holder, ttlMs))) return lockBusy;
   try {
     return await db.prisma.$transaction(
       async (tx) => {
@@ -75,7 +74,7 @@ export async function withExclusiveLock<T>(
       { timeout: timeoutMs, maxWait: timeoutMs },
     );
   } finally {
-    await releaseLease(db, name);
+    await releaseLease(db, name, holder);
   }
 }
 

@@ -20,6 +20,7 @@ export interface SigningKeyRow extends SigningKeyState {
 
 const stateColumns = { kid: true, alg: true, state: true, createdAt: true, activatedAt: true, retiredAt: true } as const;
 
+/** Every key with its sealed private part, newest first. */
 export async function listSigningKeyRows(prisma: Tx): Promise<SigningKeyRow[]> {
   return prisma.signingKey.findMany({ orderBy: [{ createdAt: "desc" }, { kid: "asc" }] });
 }
@@ -29,10 +30,12 @@ export async function listSigningKeyStates(prisma: Tx): Promise<SigningKeyState[
   return prisma.signingKey.findMany({ select: stateColumns, orderBy: [{ createdAt: "desc" }, { kid: "asc" }] });
 }
 
+/** One key's state and dates, or null. */
 export async function findSigningKeyState(tx: Tx, kid: string): Promise<SigningKeyState | null> {
   return tx.signingKey.findUnique({ where: { kid }, select: stateColumns });
 }
 
+/** Stores a new key (its private part already sealed). */
 export async function insertSigningKey(tx: Tx, key: Omit<SigningKeyRow, "retiredAt">): Promise<void> {
   await tx.signingKey.create({ data: { ...key, publicJwk: key.publicJwk as object } });
 }

@@ -55,6 +55,11 @@ function summary(changes: KeyChanges) {
   };
 }
 
+/**
+ * Starts the watcher of one instance (app.ts; stopped when the app closes).
+ * The first round runs one interval after the start: the key set the app was
+ * built with is fresh.
+ */
 export function startKeySetWatcher({ db, ring, host, build, policy, intervalSeconds, log }: KeySetWatcherDeps): KeySetWatcher {
   let running: Promise<void> | undefined;
   let stopped = false;

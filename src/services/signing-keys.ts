@@ -58,6 +58,7 @@ export function keyRetention(config: Pick<Config, "idTokenTtl" | "accessTokenTtl
   return Math.max(config.idTokenTtl, config.accessTokenTtl, config.sessionTtl) + retirementMargin;
 }
 
+/** The lifecycle's timing from the configuration (KEY_PUBLISH_AHEAD, KEY_ROTATION_INTERVAL, the token lifetimes). */
 export function keyPolicyOf(config: Config): KeyPolicy {
   return { publishAhead: config.keyPublishAhead, rotationInterval: config.keyRotationInterval, retention: keyRetention(config) };
 }
@@ -84,6 +85,7 @@ export interface KeyChanges {
   create: { alg: SigningAlgorithm; state: "next" | "current" }[];
 }
 
+/** Whether a plan has anything to do (the job takes the lock only then). */
 export function hasChanges(changes: KeyChanges): boolean {
   return changes.activate.length + changes.retire.length + changes.remove.length + changes.create.length > 0;
 }
