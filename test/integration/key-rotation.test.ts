@@ -195,8 +195,10 @@ for (const provider of providers(t)) {
     const dbs = await Promise.all([0, 1].map(() => database.open({ auditKey: auditKeyOf(ring) })));
     const apps = await Promise.all(dbs.map((db) => buildApp({ config, db, ring, logger: false })));
     for (const app of apps) t.teardown(() => app.close());
-    // Both instances' first rounds, at the same moment; then their timers run a few more.
-    await Promise.all(apps.map((app) => app.keySetWatcher.check()));
+    // Both instances' first rounds and two more lifecycle runs on connections of their own,
+    // at the same moment; then the instances' timers run a few more rounds.
+    const others = await Promise.all([0, 1].map(() => database.open({ auditKey: auditKeyOf(ring) })));
+    await Promise.all([...apps.map((app) => app.keySetWatcher.check()), ...others.map((db) => runKeyLifecycle(db, ring, keyPolicyOf(config), systemActor))]);
     await Promise.all(apps.map((app) => app.keySetWatcher.check()));
     await new Promise((resolve) => setTimeout(resolve, 2500));
     const next = await seed.prisma.signingKey.findMany({ where: { state: "next" } });
