@@ -12,11 +12,11 @@ import { cookieKeysFor, type MasterKeyRing } from "./crypto/master-keys.ts";
 import { storedIdsFor } from "./crypto/stored-ids.ts";
 import type { AppContext } from "./context.ts";
 import { loggerOptions } from "./logger.ts";
-import { loadSigningKeys } from "./oidc/keys.ts";
+import { loadKeySet, type KeySet } from "./oidc/keys.ts";
 import { createProvider } from "./oidc/provider.ts";
 import { ProviderHost } from "./oidc/provider-host.ts";
 import { createClientStore } from "./oidc/client-store.ts";
-import { observeProvider } from "./oidc/events.ts";
+import { observeProvider, type ProviderObserver } from "./oidc/events.ts";
 import { createCsrf } from "./auth/csrf.ts";
 import { connectRedis, createMemoryCounterStore, createRedisCounterStore } from "./auth/counter-store.ts";
 import { createSignInLimiter } from "./auth/sign-in-limiter.ts";
@@ -31,6 +31,8 @@ import { interactionRoutes } from "./interaction/routes.ts";
 import { accountRoutes } from "./account/routes.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { startSweeper } from "./jobs/sweeper.ts";
+import { startKeySetWatcher, type KeySetWatcher } from "./jobs/key-set.ts";
+import { keyPolicyOf } from "./services/signing-keys.ts";
 import { staticDir } from "./views.ts";
 import { buildValidator } from "./plugins/validation.ts";
 import { readFile } from "node:fs/promises";
@@ -51,6 +53,8 @@ export interface AppDeps {
 declare module "fastify" {
   interface FastifyInstance {
     context: AppContext;
+    /** Follows the key set in the database and runs the key lifecycle (jobs/key-set.ts). */
+    keySetWatcher: KeySetWatcher;
   }
 }
 
@@ -80,13 +84,21 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     schemaController: { compilersFactory: { buildValidator } },
   });
 
-  const keys = await loadSigningKeys(db, ring);
-  if (keys.length === 0) throw new Error("no signing keys in the database: start the server (it creates them) before building the app");
+  const keySet = await loadKeySet(db, ring);
+  if (keySet.keys.length === 0) throw new Error("no signing keys in the database: start the server (it creates them) before building the app");
   const clients = createClientStore(db.prisma, ring);
   const metrics = createMetrics();
   const storedIds = storedIdsFor(ring);
-  const provider = createProvider({ config, prisma: db.prisma, clients, storedIds, keys, cookieKeys: cookieKeysFor(config, ring) });
-  const observer = observeProvider(provider, { db, metrics, log: app.log });
+  const cookieKeys = cookieKeysFor(config, ring);
+  // Every provider, the first and each one swapped in when the key set
+  // changes (jobs/key-set.ts), is built and set up here and only here.
+  const observers: ProviderObserver[] = [];
+  const buildProvider = ({ keys }: KeySet) => {
+    const provider = createProvider({ config, prisma: db.prisma, clients, storedIds, keys, cookieKeys });
+    observers.push(observeProvider(provider, { db, metrics, log: app.log }));
+    return provider;
+  };
+  const host = new ProviderHost(buildProvider(keySet), keySet);
   const redis = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
   const counters = redis ? createRedisCounterStore(redis) : createMemoryCounterStore();
   const limiter = createSignInLimiter(counters, {
@@ -100,7 +112,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     db,
     ring,
     storedIds,
-    host: new ProviderHost(provider),
+    host,
     // Bound to an interaction or session; keyed apart from the cookie keys.
     csrf: createCsrf(ring.derive("csrf")),
     limiter,
@@ -140,9 +152,12 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   await app.register(oidcPlugin, context);
 
   const sweeper = startSweeper(db, config.sweepInterval, app.log);
+  const keySetWatcher = startKeySetWatcher({ db, ring, host, build: buildProvider, policy: keyPolicyOf(config), intervalSeconds: config.keysPollInterval, log: app.log });
+  app.decorate("keySetWatcher", keySetWatcher);
   app.addHook("onClose", async () => {
-    await observer.drain();
     sweeper.stop();
+    await keySetWatcher.stop();
+    await Promise.all(observers.map((o) => o.drain()));
     await counters.close();
     await redis?.quit();
   });

@@ -1,6 +1,6 @@
 /**
- * The only reader of process.env. Every variable of SPEC section 4 is parsed and
- * validated here once, at start-up; anything invalid throws a ConfigError whose
+ * The only reader of process.env. Every variable (listed in .env.example) is
+ * parsed and validated here once, at start-up; anything invalid throws a ConfigError whose
  * message is one line naming the variable, and the process entry prints it and exits.
  */
 
@@ -39,6 +39,8 @@ export interface Config {
   readonly keyPublishAhead: number;
   /** Seconds between automatic rotations; undefined when `off`. */
   readonly keyRotationInterval: number | undefined;
+  /** Seconds between an instance's checks of the key set (and runs of the key lifecycle). */
+  readonly keysPollInterval: number;
   /** Seconds since the last sign-in within which sensitive account changes are allowed without signing in again. */
   readonly reauthMaxAge: number;
   /** Seconds between sweeps of expired rows. */
@@ -74,7 +76,7 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-/** Parses and validates the environment (SPEC section 4). Throws ConfigError. */
+/** Parses and validates the environment (documented in .env.example). Throws ConfigError. */
 export function loadConfig(env: Env = process.env): Config {
   const read = (name: string): string | undefined => {
     const value = env[name];
@@ -134,6 +136,8 @@ export function loadConfig(env: Env = process.env): Config {
     keyPublishAhead: parseDuration("KEY_PUBLISH_AHEAD", read("KEY_PUBLISH_AHEAD"), "24h", 0),
     keyRotationInterval:
       rotation === "off" ? undefined : parseDuration("KEY_ROTATION_INTERVAL", rotation, "90d", 3600),
+    // At most 10 s: every instance serves a changed key set within 10 seconds.
+    keysPollInterval: parseDuration("KEYS_POLL_INTERVAL", read("KEYS_POLL_INTERVAL"), "5s", 1, 10),
     reauthMaxAge: parseDuration("REAUTH_MAX_AGE", read("REAUTH_MAX_AGE"), "10m", 1, 86400),
     sweepInterval: parseDuration("SWEEP_INTERVAL", read("SWEEP_INTERVAL"), "10m", 1),
     signInMaxFailures: parseInteger("SIGNIN_MAX_FAILURES", read("SIGNIN_MAX_FAILURES"), 5, 1, 1000),

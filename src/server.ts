@@ -24,9 +24,18 @@ async function main(): Promise<void> {
   }
 
   const { db, ring, migrated, createdKeys } = await bootstrap(config).catch(fail);
-  const app = await buildApp({ config, db, ring });
+  const app = await buildApp({ config, db, ring }).catch(async (error: unknown) => {
+    await db.close();
+    return fail(error);
+  });
   if (migrated.length) app.log.info({ migrations: migrated }, "applied database migrations");
   if (createdKeys.length) app.log.info({ kids: createdKeys }, "created signing keys");
+  if (config.keyPublishAhead < 2 * config.keysPollInterval) {
+    app.log.warn(
+      { keyPublishAhead: config.keyPublishAhead, keysPollInterval: config.keysPollInterval },
+      "KEY_PUBLISH_AHEAD is shorter than twice KEYS_POLL_INTERVAL: after a rotation, an instance may sign with a key that another has not published yet",
+    );
+  }
   if (isIP(new URL(config.issuer).hostname.replace(/^\[|\]$/g, ""))) {
     app.log.warn({ issuer: config.issuer }, "the issuer's host is an IP address: passkeys need a domain name (WebAuthn RP IDs cannot be IP addresses)");
   }

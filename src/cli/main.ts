@@ -1,5 +1,5 @@
 /**
- * `gatehouse`: the operators' command line (SPEC section 7). Parses
+ * `gatehouse`: the operators' command line (README, "The gatehouse command"). Parses
  * arguments, calls the same services as the admin API, prints JSON on stdout;
  * errors go to stderr as one line with a non-zero exit. Secrets are read from
  * stdin, never from arguments (they would end up in shell history and `ps`).
@@ -7,8 +7,12 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { bootstrap } from "../bootstrap.ts";
 import { loadConfig, type Config } from "../config.ts";
+import type { Database } from "../db/database.ts";
 import { migrateDatabase } from "../db/migrate.ts";
 import { exportPublicJwks, listSigningKeys } from "../oidc/keys.ts";
+import { parsePrivateJwks } from "../oidc/key-import.ts";
+import { importSigningKeys, keyPolicyOf, removeSigningKey, rotateSigningKeys } from "../services/signing-keys.ts";
+import { resealSealedValues } from "../services/reseal.ts";
 import { createClient, listClients, type PublicJwk } from "../services/clients.ts";
 import { createUser, setUserPasswordByEmail } from "../services/users.ts";
 import { cliOperator } from "../services/actor.ts";
@@ -23,7 +27,7 @@ class UsageError extends Error {}
 
 const usage = `usage: gatehouse <command>
   migrate
-  keys list | export
+  keys list | export | rotate [--now] | import (private JWKS on stdin) | remove KID | reseal
   users create --email E [--name N] [--role admin|editor|member] [--password-stdin]
   users set-password --email E --password-stdin
   clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]... [--public]
@@ -57,7 +61,7 @@ async function readStdin(): Promise<string> {
 /**
  * oidc-provider, loaded only by the commands that need it. On Node 20 it
  * prints an "Unsupported runtime" notice when loaded (README, Node.js
- * versions); the CLI's stderr is for errors (SPEC section 7), so that one
+ * versions); the CLI's stderr is for errors (README, "The gatehouse command"), so that one
  * notice is held back.
  */
 async function loadProviderModule() {
@@ -97,6 +101,12 @@ function print(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + "\n");
 }
 
+/** `keys list`'s entries for `kids`, in that order. */
+async function listKeys(db: Database, config: Config, kids: string[]) {
+  const all = await listSigningKeys(db, keyPolicyOf(config));
+  return kids.map((kid) => all.find((k) => k.kid === kid)!);
+}
+
 async function withRuntime<T>(config: Config, work: (rt: Awaited<ReturnType<typeof bootstrap>>) => Promise<T>): Promise<T> {
   const runtime = await bootstrap(config, { ensureKeys: false });
   try {
@@ -117,7 +127,44 @@ async function run(argv: string[]): Promise<void> {
 
   if (command === "keys" && (sub === "list" || sub === "export")) {
     parse(rest, {});
-    await withRuntime(config, async ({ db }) => print(sub === "list" ? await listSigningKeys(db) : await exportPublicJwks(db)));
+    const policy = keyPolicyOf(config);
+    await withRuntime(config, async ({ db }) => print(sub === "list" ? await listSigningKeys(db, policy) : await exportPublicJwks(db)));
+    return;
+  }
+
+  if (command === "keys" && sub === "rotate") {
+    const v = parse(rest, { now: { type: "boolean" } });
+    await withRuntime(config, async ({ db, ring }) => {
+      const kids = await rotateSigningKeys(db, ring, { immediately: v.now === true }, cliOperator);
+      print(await listKeys(db, config, kids));
+    });
+    return;
+  }
+
+  if (command === "keys" && sub === "import") {
+    parse(rest, {});
+    // Checked in full before the database is touched: nothing is written unless every key passes.
+    const keys = await parsePrivateJwks(await readStdin());
+    await withRuntime(config, async ({ db, ring }) => {
+      const kids = await importSigningKeys(db, ring, keys, cliOperator);
+      print(await listKeys(db, config, kids));
+    });
+    return;
+  }
+
+  if (command === "keys" && sub === "remove") {
+    const [kid, ...more] = rest;
+    if (!kid || kid.startsWith("--") || more.length) throw new UsageError("keys remove takes one KID");
+    await withRuntime(config, async ({ db }) => {
+      const removed = await removeSigningKey(db, kid, cliOperator);
+      print({ removed: { kid: removed.kid, alg: removed.alg, state: removed.state } });
+    });
+    return;
+  }
+
+  if (command === "keys" && sub === "reseal") {
+    parse(rest, {});
+    await withRuntime(config, async ({ db, ring }) => print(await resealSealedValues(db, ring, cliOperator)));
     return;
   }
 

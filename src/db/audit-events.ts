@@ -20,10 +20,15 @@ export interface AuditRow {
 
 /**
  * Serialises writers of the chain until the transaction ends: PostgreSQL takes
- * an advisory lock; SQLite already runs one writer at a time.
+ * an advisory lock. SQLite runs one writer at a time, but Prisma begins its
+ * transactions deferred: one that reads the chain's head first and writes
+ * after another process committed fails with SQLITE_BUSY_SNAPSHOT rather
+ * than wait. A write that changes nothing, first, takes the write lock (and
+ * waits for it) before the head is read.
  */
 export async function lockAuditChain(tx: Tx, provider: DatabaseProvider): Promise<void> {
   if (provider === "postgresql") await tx.$executeRawUnsafe("SELECT pg_advisory_xact_lock(7246118343)");
+  else await tx.$executeRawUnsafe('UPDATE "AuditEvent" SET "seq" = "seq" WHERE 0');
 }
 
 export async function findLastAuditHash(tx: Tx): Promise<string | undefined> {
@@ -60,9 +65,31 @@ export async function listAuditEvents(
   });
 }
 
+/**
+ * An event as the chain walk sees it: with its re-key attestation (see
+ * rekeyAuditChain in services/audit.ts), which is never part of the content.
+ */
+export interface ChainedAuditRow extends AuditRow {
+  rekeyHash: string | null;
+}
+
+/**
+ * Stores re-key attestations, each only if its event still has the hash it
+ * was computed over (a compare-and-set: a changed row is left alone, and
+ * verification finds it). One short transaction per call. Returns how many
+ * were stored.
+ */
+export async function setAuditRekeyHashes(prisma: PrismaClient, items: { seq: number; hash: string; rekeyHash: string }[]): Promise<number> {
+  if (items.length === 0) return 0;
+  const results = await prisma.$transaction(
+    items.map(({ seq, hash, rekeyHash }) => prisma.auditEvent.updateMany({ where: { seq, hash }, data: { rekeyHash } })),
+  );
+  return results.reduce((sum, r) => sum + r.count, 0);
+}
+
 /** Every event oldest first, in pages (for verification of the chain). */
-export async function* walkAuditEvents(prisma: PrismaClient, pageSize = 500): AsyncGenerator<AuditRow> {
-  let after = 0;
+export async function* walkAuditEvents(prisma: PrismaClient, pageSize = 500, afterSeq = 0): AsyncGenerator<ChainedAuditRow> {
+  let after = afterSeq;
   for (;;) {
     const page = await prisma.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: "asc" }, take: pageSize });
     for (const row of page) yield row;

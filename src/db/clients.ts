@@ -42,3 +42,20 @@ export async function updateClientRow(
 export async function deleteClientRow(tx: Tx, id: string): Promise<void> {
   await tx.client.delete({ where: { id } });
 }
+
+/** A page of sealed client secrets, by client id (for `gatehouse keys reseal`). */
+export async function pageSealedClientSecrets(tx: Tx, after: string | undefined, limit: number): Promise<{ id: string; sealed: string }[]> {
+  const rows = await tx.client.findMany({
+    where: { secretEncrypted: { not: null }, ...(after === undefined ? {} : { id: { gt: after } }) },
+    select: { id: true, secretEncrypted: true },
+    orderBy: { id: "asc" },
+    take: limit,
+  });
+  return rows.map((r) => ({ id: r.id, sealed: r.secretEncrypted! }));
+}
+
+/** Replaces a sealed client secret only if it is still `from` (compare-and-set). */
+export async function replaceSealedClientSecret(tx: Tx, id: string, from: string, to: string): Promise<boolean> {
+  const { count } = await tx.client.updateMany({ where: { id, secretEncrypted: from }, data: { secretEncrypted: to } });
+  return count === 1;
+}

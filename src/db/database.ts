@@ -47,8 +47,17 @@ const sqliteSiblings = ["-journal", "-wal", "-shm"];
 export function secureSqliteFile(path: string): void {
   if (path === ":memory:" || path === "") return;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  // "a" creates the file if missing and never truncates one that exists.
-  closeSync(openSync(path, "a", 0o600));
+  // Create the file only when it is missing ("wx" fails on an existing one
+  // without opening it). Opening and closing an existing database file would
+  // release every POSIX lock this process holds on it, through any other
+  // connection: another process could then take the file for unused and
+  // delete its write-ahead log under that connection, corrupting the database
+  // (https://www.sqlite.org/howtocorrupt.html, section 2.2).
+  try {
+    closeSync(openSync(path, "wx", 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
   for (const file of [path, ...sqliteSiblings.map((suffix) => path + suffix)]) {
     let mode: number;
     try {

@@ -1,21 +1,59 @@
 /** Queries on the SigningKey table. */
-import type { PrismaClient } from "./database.ts";
+import type { PrismaClient, Tx } from "./database.ts";
 
 export type KeyState = "next" | "current" | "retired";
 
-export interface SigningKeyRow {
+/** A key without its private part: what the lifecycle decides on. */
+export interface SigningKeyState {
   kid: string;
   alg: string;
   state: string;
-  publicJwk: unknown;
-  privateJwkEncrypted: string;
   createdAt: Date;
   activatedAt: Date | null;
   retiredAt: Date | null;
 }
 
-export async function listSigningKeyRows(prisma: PrismaClient): Promise<SigningKeyRow[]> {
+export interface SigningKeyRow extends SigningKeyState {
+  publicJwk: unknown;
+  privateJwkEncrypted: string;
+}
+
+const stateColumns = { kid: true, alg: true, state: true, createdAt: true, activatedAt: true, retiredAt: true } as const;
+
+/** Every key with its sealed private part, newest first. */
+export async function listSigningKeyRows(prisma: Tx): Promise<SigningKeyRow[]> {
   return prisma.signingKey.findMany({ orderBy: [{ createdAt: "desc" }, { kid: "asc" }] });
+}
+
+/** Every key's state and dates, newest first: a few rows, read every few seconds by each instance. */
+export async function listSigningKeyStates(prisma: Tx): Promise<SigningKeyState[]> {
+  return prisma.signingKey.findMany({ select: stateColumns, orderBy: [{ createdAt: "desc" }, { kid: "asc" }] });
+}
+
+/** One key's state and dates, or null. */
+export async function findSigningKeyState(tx: Tx, kid: string): Promise<SigningKeyState | null> {
+  return tx.signingKey.findUnique({ where: { kid }, select: stateColumns });
+}
+
+/** Stores a new key (its private part already sealed). */
+export async function insertSigningKey(tx: Tx, key: Omit<SigningKeyRow, "retiredAt">): Promise<void> {
+  await tx.signingKey.create({ data: { ...key, publicJwk: key.publicJwk as object } });
+}
+
+/** next -> current. */
+export async function activateSigningKey(tx: Tx, kid: string, at: Date): Promise<void> {
+  await tx.signingKey.update({ where: { kid }, data: { state: "current", activatedAt: at } });
+}
+
+/** current or next -> retired. */
+export async function retireSigningKey(tx: Tx, kid: string, at: Date): Promise<void> {
+  await tx.signingKey.update({ where: { kid }, data: { state: "retired", retiredAt: at } });
+}
+
+/** Deletes a key; returns whether it existed. */
+export async function deleteSigningKey(tx: Tx, kid: string): Promise<boolean> {
+  const { count } = await tx.signingKey.deleteMany({ where: { kid } });
+  return count === 1;
 }
 
 /**
@@ -39,4 +77,21 @@ export async function insertMissingCurrentKeys(
     for (const key of missing) await tx.signingKey.create({ data: { ...key, publicJwk: key.publicJwk as object } });
     return missing.map((k) => k.kid);
   });
+}
+
+/** A page of sealed private JWKs, by kid (for `gatehouse keys reseal`). */
+export async function pageSealedSigningKeys(prisma: Tx, after: string | undefined, limit: number): Promise<{ id: string; sealed: string }[]> {
+  const rows = await prisma.signingKey.findMany({
+    where: after === undefined ? {} : { kid: { gt: after } },
+    select: { kid: true, privateJwkEncrypted: true },
+    orderBy: { kid: "asc" },
+    take: limit,
+  });
+  return rows.map((r) => ({ id: r.kid, sealed: r.privateJwkEncrypted }));
+}
+
+/** Replaces a sealed private JWK only if it is still `from` (compare-and-set). */
+export async function replaceSealedSigningKey(prisma: Tx, kid: string, from: string, to: string): Promise<boolean> {
+  const { count } = await prisma.signingKey.updateMany({ where: { kid, privateJwkEncrypted: from }, data: { privateJwkEncrypted: to } });
+  return count === 1;
 }

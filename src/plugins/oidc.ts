@@ -9,6 +9,7 @@ import fp from "fastify-plugin";
 import type { AppContext } from "../context.ts";
 import { perAddressLimit, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
 import { authenticatedClientOf } from "../oidc/provider.ts";
+import { jwksMaxAge } from "../oidc/keys.ts";
 
 /**
  * Pins the headers that oidc-provider (koa, with its `proxy` flag on) and our
@@ -126,6 +127,16 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
       handler: (request, reply) => handle(request, reply, () => countAuthenticatedClient(request)),
     });
   }
+
+  // The JWKS may be cached, briefly: a new key is published KEY_PUBLISH_AHEAD
+  // before it signs, and a cache that lives a tenth of that (at most 5
+  // minutes) has it long before then. oidc-provider sets no Cache-Control on
+  // its jwks response, so this header is the one that goes out.
+  const jwksCacheControl = `public, max-age=${jwksMaxAge(config.keyPublishAhead)}`;
+  app.get("/jwks", (request, reply) => {
+    reply.raw.setHeader("cache-control", jwksCacheControl);
+    handle(request, reply);
+  });
 
   app.all("/*", handle);
 }

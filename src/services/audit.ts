@@ -8,11 +8,28 @@
  * Cutting events off the end leaves a valid shorter chain: verification
  * reports the head (newest sequence number and hash) so that an operator who
  * kept an earlier head can prove it is still there (`audit verify --head`).
+ *
+ * Master key rotation: an event's hash names the master key it was made with.
+ * rekeyAuditChain() (run by `gatehouse keys reseal`) adds to every event made
+ * with an older master key an attestation under the newest one, so that the
+ * old master key can be removed and the chain still verifies. Hashes are not
+ * rewritten: heads kept by operators stay valid.
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Database, Tx } from "../db/database.ts";
 import { MasterKeyError, type DerivedKey, type MasterKeyRing } from "../crypto/master-keys.ts";
-import { findAuditEventBySeq, findAuditHead, findLastAuditHash, insertAuditEvent, lockAuditChain, walkAuditEvents, type AuditRow } from "../db/audit-events.ts";
+import {
+  findAuditEventBySeq,
+  findAuditHead,
+  findLastAuditHash,
+  insertAuditEvent,
+  lockAuditChain,
+  setAuditRekeyHashes,
+  walkAuditEvents,
+  type AuditRow,
+  type ChainedAuditRow,
+} from "../db/audit-events.ts";
+import type { Actor } from "./actor.ts";
 
 export type AuditActorType = "user" | "client" | "operator" | "system";
 
@@ -54,9 +71,28 @@ export function auditKeyOf(ring: MasterKeyRing): DerivedKey {
  * and the canonical JSON of the content. The key id lets verification pick
  * the right key after the master key has been rotated.
  */
-function hashEvent(key: DerivedKey, prevHash: string, row: Omit<AuditRow, "seq" | "hash" | "prevHash">): string {
+function hashEvent(key: DerivedKey, prevHash: string, row: AuditContent): string {
   const content = canonicalJson({ ...row, createdAt: row.createdAt.toISOString() });
   return `${key.kid}:${createHmac("sha256", key.key).update(prevHash).update("\n").update(content).digest("hex")}`;
+}
+
+type AuditContent = Omit<AuditRow, "seq" | "hash" | "prevHash">;
+
+/**
+ * An event's re-key attestation: `<master key id>:<HMAC-SHA256 hex>` under
+ * the given key over the event's hash, its previous hash and its content. It
+ * vouches for exactly what the original hash vouched for (and the hash
+ * itself), so it can stand in for it once that master key is gone.
+ */
+function attestEvent(key: DerivedKey, hash: string, prevHash: string, row: AuditContent): string {
+  const content = canonicalJson({ ...row, createdAt: row.createdAt.toISOString() });
+  const mac = createHmac("sha256", key.key).update("rekey\n").update(hash).update("\n").update(prevHash).update("\n").update(content).digest("hex");
+  return `${key.kid}:${mac}`;
+}
+
+/** The master key id a hash or attestation names, or undefined when it names none. */
+function keyIdOf(value: string | null): string | undefined {
+  return value?.includes(":") ? value.split(":", 1)[0] : undefined;
 }
 
 /** Appends an event inside the caller's transaction `tx`. */
@@ -97,15 +133,11 @@ export type ChainVerification =
 
 const sameText = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
-/**
- * Walks the chain oldest first and names the first event that does not match.
- * With `keptHead` (a head printed by an earlier verification), also checks
- * that the event is still there with the same hash: deleting the newest
- * events, which leaves a valid shorter chain, is found that way.
- */
-export async function verifyAuditChain(db: Database, ring: MasterKeyRing, keptHead?: ChainHead): Promise<ChainVerification> {
+/** Derives the chain keys of the ring's master keys on demand; undefined for a key not in the ring. */
+function chainKeys(ring: MasterKeyRing): (kid: string | undefined) => DerivedKey | undefined {
   const keys = new Map<string, DerivedKey | undefined>();
-  const keyFor = (kid: string) => {
+  return (kid) => {
+    if (kid === undefined) return undefined;
     if (!keys.has(kid)) {
       try {
         keys.set(kid, ring.deriveKey(auditPurpose, kid));
@@ -116,29 +148,45 @@ export async function verifyAuditChain(db: Database, ring: MasterKeyRing, keptHe
     }
     return keys.get(kid);
   };
+}
+
+/**
+ * Why one event does not verify, or undefined when it does: its link to the
+ * previous event, then every MAC that the ring can check (the original hash,
+ * and the re-key attestation if there is one); at least one must be checkable.
+ */
+function checkEvent(event: ChainedAuditRow, prevHash: string, keyFor: (kid: string | undefined) => DerivedKey | undefined): string | undefined {
+  const { seq: _seq, hash, prevHash: storedPrev, rekeyHash, ...content } = event;
+  if (storedPrev !== prevHash) return "previous hash does not match (an event before it was removed or altered)";
+  const kid = keyIdOf(hash);
+  if (kid === undefined) return "the event is not keyed";
+  const original = keyFor(kid);
+  const attester = keyFor(keyIdOf(rekeyHash));
+  if (!original && !attester) return `keyed with master key ${kid}, which is not in MASTER_KEYS`;
+  if (original && !sameText(hashEvent(original, prevHash, content), hash)) return "content does not match its hash";
+  if (attester && !sameText(attestEvent(attester, hash, prevHash, content), rekeyHash!)) return "content does not match its re-key attestation";
+  return undefined;
+}
+
+/**
+ * Walks the chain oldest first and names the first event that does not match.
+ * With `keptHead` (a head printed by an earlier verification), also checks
+ * that the event is still there with the same hash: deleting the newest
+ * events, which leaves a valid shorter chain, is found that way.
+ */
+export async function verifyAuditChain(db: Database, ring: MasterKeyRing, keptHead?: ChainHead): Promise<ChainVerification> {
+  const keyFor = chainKeys(ring);
   let prevHash = genesis;
   let events = 0;
   let firstBad: { seq: number; id: string; reason: string } | undefined;
   for await (const event of walkAuditEvents(db.prisma)) {
     events += 1;
-    const { seq, hash, prevHash: storedPrev, ...content } = event;
-    const kid = hash.split(":", 1)[0]!;
-    const key = hash.includes(":") ? keyFor(kid) : undefined;
-    const reason =
-      storedPrev !== prevHash
-        ? "previous hash does not match (an event before it was removed or altered)"
-        : !hash.includes(":")
-          ? "the event is not keyed"
-          : !key
-            ? `keyed with master key ${kid}, which is not in MASTER_KEYS`
-            : !sameText(hashEvent(key, prevHash, content), hash)
-              ? "content does not match its hash"
-              : undefined;
+    const reason = checkEvent(event, prevHash, keyFor);
     if (reason) {
-      firstBad = { seq, id: event.id, reason };
+      firstBad = { seq: event.seq, id: event.id, reason };
       break;
     }
-    prevHash = hash;
+    prevHash = event.hash;
   }
   if (!firstBad && keptHead) {
     const kept = await findAuditEventBySeq(db.prisma, keptHead.seq);
@@ -149,4 +197,67 @@ export async function verifyAuditChain(db: Database, ring: MasterKeyRing, keptHe
   const head = await findAuditHead(db.prisma);
   if (firstBad) return { ok: false, events, head, firstBad };
   return { ok: true, events, head };
+}
+
+export class AuditChainError extends Error {
+  readonly code = "audit_chain_broken";
+  override readonly name = "AuditChainError";
+}
+
+export interface RekeyResult {
+  /** The master key id the chain is now verifiable with. */
+  masterKey: string;
+  /** Events that got an attestation under it. */
+  rekeyed: number;
+  /** The head when re-keying started (hashes are unchanged: it stays valid). */
+  head: ChainHead | null;
+}
+
+/**
+ * Makes the whole audit chain verifiable with the newest master key alone,
+ * so that older master keys can be removed after `gatehouse keys reseal`.
+ * Verifies the chain first with every key of the ring and refuses, writing
+ * nothing, when it does not verify. Then gives each event made with an older
+ * master key an attestation under the newest (attestEvent), in short batches,
+ * each checked again just before it is written. Nothing is rewritten, so
+ * appends go on meanwhile, an interrupted run leaves a valid chain and a
+ * second run finishes it (idempotent), and heads kept for `audit verify
+ * --head` stay valid. Records `audit.rekeyed` with the head it started from.
+ */
+export async function rekeyAuditChain(db: Database, ring: MasterKeyRing, actor: Actor): Promise<RekeyResult> {
+  const verification = await verifyAuditChain(db, ring);
+  if (!verification.ok) {
+    const bad = verification.firstBad;
+    throw new AuditChainError(`the audit chain does not verify at event ${bad.id} (seq ${bad.seq}): ${bad.reason}; nothing was resealed or re-keyed`);
+  }
+  const newest = ring.deriveKey(auditPurpose);
+  const keyFor = chainKeys(ring);
+  let prevHash = genesis;
+  let rekeyed = 0;
+  let batch: { seq: number; hash: string; rekeyHash: string }[] = [];
+  const flush = async () => {
+    rekeyed += await setAuditRekeyHashes(db.prisma, batch);
+    batch = [];
+  };
+  for await (const event of walkAuditEvents(db.prisma)) {
+    // Events appended while this runs are keyed with the newest key already.
+    if (keyIdOf(event.hash) !== newest.kid && keyIdOf(event.rekeyHash) !== newest.kid) {
+      const reason = checkEvent(event, prevHash, keyFor);
+      if (reason) {
+        await flush();
+        throw new AuditChainError(`audit event ${event.id} (seq ${event.seq}) changed while re-keying: ${reason}`);
+      }
+      const { seq, hash, prevHash: _prev, rekeyHash: _rekey, ...content } = event;
+      batch.push({ seq, hash, rekeyHash: attestEvent(newest, hash, event.prevHash, content) });
+      if (batch.length >= 200) await flush();
+    }
+    prevHash = event.hash;
+  }
+  await flush();
+  await recordAuditEvent(db, {
+    ...actor,
+    type: "audit.rekeyed",
+    data: { master_key: newest.kid, events_rekeyed: rekeyed, old_head: verification.head },
+  });
+  return { masterKey: newest.kid, rekeyed, head: verification.head };
 }

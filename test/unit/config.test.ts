@@ -4,7 +4,7 @@ import { loadConfig, parseDuration } from "../../src/config.ts";
 const masterKey = Buffer.alloc(32, 7).toString("base64");
 const cookieSecret = "c".repeat(32);
 
-t.test("defaults follow SPEC section 4", async (t) => {
+t.test("defaults are those documented in .env.example", async (t) => {
   const c = loadConfig({});
   t.equal(c.port, 3000);
   t.equal(c.host, "127.0.0.1");
@@ -20,6 +20,7 @@ t.test("defaults follow SPEC section 4", async (t) => {
   t.same(c.argon2, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
   t.equal(c.keyPublishAhead, 86400);
   t.equal(c.keyRotationInterval, 90 * 86400);
+  t.equal(c.keysPollInterval, 5);
   t.equal(c.trustProxy, false);
   t.ok(Object.isFrozen(c), "the config is frozen");
 });
@@ -57,6 +58,7 @@ const invalid: [string, Record<string, string>, RegExp][] = [
   ["an ISSUER with a query", { ISSUER: "https://id.example.com/?a=b" }, /ISSUER/],
   ["a token lifetime without a unit it knows", { ACCESS_TOKEN_TTL: "15 minutes" }, /ACCESS_TOKEN_TTL/],
   ["REFRESH_REUSE_GRACE over 60 s", { REFRESH_REUSE_GRACE: "2m" }, /REFRESH_REUSE_GRACE .* from 0s to 60s/],
+  ["KEYS_POLL_INTERVAL over 10 s (a key set change must be served within 10 seconds)", { KEYS_POLL_INTERVAL: "30s" }, /KEYS_POLL_INTERVAL .* from 1s to 10s/],
   ["argon2 memory below OWASP's minimum", { ARGON2_MEMORY_KIB: "1024" }, /ARGON2_MEMORY_KIB/],
   ["a master key of the wrong length", { MASTER_KEYS: Buffer.alloc(16).toString("base64") }, /MASTER_KEYS/],
   ["a short cookie secret", { COOKIE_SECRETS: "short" }, /COOKIE_SECRETS/],
