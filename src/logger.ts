@@ -1,6 +1,6 @@
 /**
  * Logger options for Fastify's pino: structured JSON with the request id, and
- * every place a secret could appear redacted (SPEC section 10).
+ * every place a secret could appear redacted (docs/SECURITY.md).
  */
 import type { FastifyServerOptions } from "fastify";
 import type { Config } from "./config.ts";

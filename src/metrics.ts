@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (SPEC section 11): requests by route and status, their
+ * Prometheus metrics (README, "Production"): requests by route and status, their
  * durations, sign-ins by outcome, tokens issued by grant type, and refresh
  * token reuse. One registry per app, so tests can build several apps.
  */

@@ -1,5 +1,5 @@
 /**
- * Server-rendered pages (SPEC section 9). Eta with auto-escaping: `<%= %>`
+ * Server-rendered pages (docs/ARCHITECTURE.md). Eta with auto-escaping: `<%= %>`
  * escapes, `<%~ %>` (raw) is used only for markup we built ourselves.
  * One renderer serves our Fastify routes and oidc-provider's page hooks.
  */

@@ -2,7 +2,7 @@
  * CSRF tokens bound to what the form acts on (an interaction uid, a session):
  * HMAC-SHA256 of the binding under a key derived from the master key. They are
  * stateless, so any instance can check them, and useless for another
- * interaction or session (SPEC section 10).
+ * interaction or session (OWASP CSRF Prevention Cheat Sheet, synchronizer token pattern).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 

@@ -1,5 +1,5 @@
 /**
- * WebAuthn ceremonies through @simplewebauthn/server (SPEC section 10): the
+ * WebAuthn ceremonies through @simplewebauthn/server (WebAuthn Level 3, sections 7.1 and 7.2): the
  * relying party is the issuer (RP ID its host name, origin its origin), so a
  * credential made for Gatehouse works nowhere else and vice versa.
  */

@@ -1,6 +1,6 @@
 /**
  * Deletes expired oidc-provider rows and WebAuthn challenges on a schedule so that nothing grows
- * without bound (SPEC section 3). Reads already ignore expired rows; this only
+ * without bound (docs/ARCHITECTURE.md, "Data model"). Reads already ignore expired rows; this only
  * reclaims space. Running it on several instances at once is harmless.
  */
 import type { FastifyBaseLogger } from "fastify";

@@ -1,5 +1,5 @@
 /**
- * oidc-provider's findAccount: maps a subject to its claims (SPEC section 5).
+ * oidc-provider's findAccount: maps a subject to its claims (OpenID Connect Core 1.0 section 5.4; docs/integrating.md).
  * A disabled or deleted user has no account, so their sessions and tokens stop
  * resolving at once.
  */

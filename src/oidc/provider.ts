@@ -2,7 +2,7 @@
  * The one oidc-provider configuration object (STYLE.md). createProvider() is
  * pure construction from configuration and a key set: when the key set
  * changes, a new provider is built and swapped in (see provider-host.ts).
- * Protocol features are oidc-provider's own, switched on here (SPEC section 5).
+ * Protocol features are oidc-provider's own, switched on here (docs/integrating.md lists what is enabled).
  */
 import type { IncomingMessage } from "node:http";
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";

@@ -1,5 +1,5 @@
 /**
- * Security headers for our own routes (SPEC section 10): a strict CSP with
+ * Security headers for our own routes (docs/SECURITY.md): a strict CSP with
  * per-response nonces, frame-ancestors 'none', Referrer-Policy no-referrer,
  * and no-store on every page that can carry a secret. oidc-provider's
  * responses get their headers in plugins/oidc.ts, because they bypass

@@ -1,5 +1,5 @@
 /**
- * Request validation (SPEC section 10): unknown properties are refused
+ * Request validation (docs/SECURITY.md): unknown properties are refused
  * (additionalProperties: false), never silently dropped, and JSON bodies are
  * taken as typed: "false" is not a boolean and 5 is not a name. Query strings
  * and path parameters are text by nature, so they are still coerced.

@@ -1,4 +1,4 @@
-/** What an operator sees of a user's sessions and grants (SPEC section 8). */
+/** What an operator sees of a user's sessions and grants (README, "Admin API"). */
 import type { Database } from "../db/database.ts";
 import { listSessionsOfAccount } from "../db/sessions.ts";
 import { listGrantsOfAccount } from "../db/grants.ts";

@@ -1,7 +1,7 @@
 /**
- * What a signed-in user can do on /account (SPEC section 9): see and end
+ * What a signed-in user can do on /account (README, "Security"; docs/ARCHITECTURE.md): see and end
  * their other sessions, and change their password, which ends the other
- * sessions and revokes every grant (SPEC section 7).
+ * sessions and revokes every grant (README, "The gatehouse command").
  */
 import type { Database } from "../db/database.ts";
 import { deleteOtherSessions } from "../db/sessions.ts";

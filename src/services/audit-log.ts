@@ -1,4 +1,4 @@
-/** Reading the audit log: newest first, filtered, a page at a time (SPEC section 8). */
+/** Reading the audit log: newest first, filtered, a page at a time (README, "Admin API"). */
 import type { Database } from "../db/database.ts";
 import { listAuditEvents, type AuditRow } from "../db/audit-events.ts";
 

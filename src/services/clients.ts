@@ -1,6 +1,6 @@
 /**
  * Creating and listing OAuth clients: one place for the rules, called by the
- * CLI and the admin API alike (SPEC section 7).
+ * CLI and the admin API alike (README, "The gatehouse command"; docs/integrating.md).
  */
 import { randomBytes } from "node:crypto";
 import type { Database } from "../db/database.ts";

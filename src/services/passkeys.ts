@@ -1,6 +1,6 @@
 /**
  * Passkeys: registration from the account page, usernameless sign-in, and
- * removal (SPEC sections 9 and 10). Challenges live in the database, are
+ * removal (WebAuthn Level 3; docs/SECURITY.md). Challenges live in the database, are
  * single-use and expire after 5 minutes, so any instance can finish a
  * ceremony. A credential, its challenge's deletion and its audit event are
  * written in one transaction; a refused ceremony writes nothing but its audit.

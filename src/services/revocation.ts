@@ -1,5 +1,5 @@
 /**
- * Revocation is a row delete (SPEC section 3): removing a grant's row and the
+ * Revocation is a row delete (docs/ARCHITECTURE.md): removing a grant's row and the
  * rows of every code and token issued under it revokes them at once on every
  * instance, since each request reads the database. Every revocation is
  * audited in the same transaction.
@@ -25,7 +25,7 @@ export async function revokeUserAccess(tx: Tx, userId: string): Promise<Revocati
 /**
  * Sign out everywhere: ends every session of a user and revokes their grants,
  * so that offline (refresh) tokens, which outlive sessions by design, stop too:
- * SPEC section 8 promises that after a revoking DELETE the refresh token is refused.
+ * after a revoking DELETE the refresh token is refused (README, "Admin API").
  */
 export async function revokeUserSessions(db: Database, userId: string, actor: Actor): Promise<RevocationCount> {
   return db.prisma.$transaction(async (tx) => {
@@ -65,7 +65,7 @@ export async function revokeUserGrants(db: Database, userId: string, clientId: s
 }
 
 /**
- * Bulk revocation (SPEC section 8): grants matching every given filter, and
+ * Bulk revocation (README, "Admin API"): grants matching every given filter, and
  * the sessions of `userId` (sessions belong to users, not to clients).
  * Idempotent: a second call finds nothing left and reports zeros.
  */

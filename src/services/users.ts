@@ -1,6 +1,6 @@
 /**
  * Users: one place for the rules, called by the CLI and the admin API
- * (SPEC sections 7 and 8). Every change is audited in its own transaction;
+ * (README, "The gatehouse command" and "Admin API"). Every change is audited in its own transaction;
  * disabling, deleting or setting a password revokes the user's sessions and
  * grants in that same transaction.
  */
@@ -151,7 +151,7 @@ export async function deleteUser(db: Database, id: string, actor: Actor): Promis
 
 /**
  * Sets a user's password and revokes their sessions and grants, so that
- * whoever knew the old password loses access at once (SPEC sections 7 and 8).
+ * whoever knew the old password loses access at once (README, "The gatehouse command" and "Admin API").
  */
 export async function setUserPassword(db: Database, argon2: Argon2Params, id: string, password: string, actor: Actor): Promise<UserView> {
   const passwordHash = await checkedHash(password, argon2);
