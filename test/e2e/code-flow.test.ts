@@ -2,7 +2,7 @@
  * The authorization code flow end to end: the real server (as `npm start`
  * runs it) on 127.0.0.1 with a temporary SQLite database, users and clients
  * made with the real CLI, headless Chromium on the sign-in, consent and
- * sign-out pages (driven by their accessible names, SPEC section 9), and
+ * sign-out pages (driven by their accessible names, the README), and
  * openid-client as the relying party, which checks PKCE, state, nonce and the
  * ID token's signature against the JWKS.
  */

@@ -3,7 +3,7 @@
  * temporary SQLite database, headless Chromium with the DevTools protocol's
  * virtual authenticator (a CTAP2 platform authenticator that holds
  * discoverable credentials and verifies the user by itself), pages driven by
- * their accessible names (SPEC section 9), and openid-client as the relying
+ * their accessible names (README), and openid-client as the relying
  * party. The issuer is http://localhost:<port>: http://localhost is a secure
  * context, and a WebAuthn RP ID must be a domain (Chromium refuses
  * 127.0.0.1 with "This is an invalid domain").

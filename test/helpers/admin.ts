@@ -1,5 +1,5 @@
 /**
- * Helpers for the admin API's tests (SPEC section 8): admin clients and their
+ * Helpers for the admin API's tests (README): admin clients and their
  * tokens from the real token endpoint (client_credentials, HTTP Basic, no
  * resource parameter), JSON calls to /admin/v1, snapshots of every table to
  * prove that a refused call wrote nothing, and a signed-in user with tokens

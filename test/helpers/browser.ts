@@ -25,7 +25,7 @@ export function browserUnavailable(): string | undefined {
 
 /**
  * True when the browser suite can run. Otherwise, under CI=true, fails `t`
- * (a missing browser must not pass silently in CI, SPEC section 2); elsewhere
+ * (a missing browser must not pass silently in CI, the README); elsewhere
  * says plainly why and marks `t` (a whole file's suite) as skipped.
  */
 export function requireBrowser(t: Test): boolean {

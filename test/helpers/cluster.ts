@@ -1,6 +1,6 @@
 /**
  * Several Gatehouse instances on one database behind a round-robin "load
- * balancer" (a small HTTP proxy on 127.0.0.1): the topology of SPEC section 11.
+ * balancer" (a small HTTP proxy on 127.0.0.1): the topology of the README.
  * The issuer is the proxy's URL, as it would be the load balancer's.
  */
 import { auditKeyOf } from "../../src/services/audit.ts";

@@ -29,7 +29,7 @@ export function postgresUnavailable(): string | undefined {
 export function providers(t: Test): DatabaseProvider[] {
   const why = postgresUnavailable();
   if (!why) return ["sqlite", "postgresql"];
-  // Under CI a missing PostgreSQL is a failure, not a skip (SPEC section 2).
+  // Under CI a missing PostgreSQL is a failure, not a skip (README).
   if (process.env.CI === "true") t.fail(why);
   else t.comment(`SKIPPING PostgreSQL: ${why}`);
   return ["sqlite"];

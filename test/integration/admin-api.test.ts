@@ -1,5 +1,5 @@
 /**
- * The admin API, route by route (SPEC section 8 and section 10's bad input),
+ * The admin API, route by route (README),
  * against the app built in-process and listening on 127.0.0.1, on every
  * database provider. Tokens come from the real token endpoint
  * (client_credentials). For every route of the scope table: the success
@@ -85,7 +85,7 @@ async function refused(
   });
 }
 
-/** SPEC section 8's rule, independent of scopeSatisfies: admin:write also revokes. */
+/** the README's admin API rule, independent of scopeSatisfies: admin:write also revokes. */
 const scopeAllows = (scope: string, required: AdminScope) => {
   const held = scope.split(" ");
   return held.includes(required) || (required === "admin:revoke" && held.includes("admin:write"));
@@ -319,7 +319,7 @@ function routeCases(h: Harness): RouteCase[] {
           path: withId("/admin/v1/users/:id/sessions", s.user.id),
           async verify(t) {
             t.equal(await rowsOfAccount(s.user.id, ["Session"]), 0, "the user's sessions are gone");
-            t.equal(await rowsOfAccount(s.user.id, ["Grant"]), 0, "their grants too: offline tokens outlive sessions, and sign-out-everywhere must end them (SPEC section 8)");
+            t.equal(await rowsOfAccount(s.user.id, ["Grant"]), 0, "their grants too: offline tokens outlive sessions, and sign-out-everywhere must end them (README)");
           },
         };
       },
@@ -755,7 +755,7 @@ async function adminApiSuite(t: Test, provider: DatabaseProvider) {
   t.test("the response that shows a new client's secret is not cached", async (t) => {
     const res = await api.post("/admin/v1/clients", { client_name: "Secret shown once", grant_types: ["client_credentials"], scope: "admin:read" });
     t.equal(res.status, 201);
-    t.match(res.headers.get("cache-control"), /no-store/, "Cache-Control: no-store (SPEC section 10: no-store wherever a secret is shown)");
+    t.match(res.headers.get("cache-control"), /no-store/, "Cache-Control: no-store (the README: no-store wherever a secret is shown)");
   });
 
   t.test("the Bearer scheme is matched case-insensitively (RFC 7235 section 2.1)", async (t) => {
@@ -770,7 +770,7 @@ async function adminApiSuite(t: Test, provider: DatabaseProvider) {
     ] as const) {
       const res = await api.call(method, path);
       t.equal(res.status, 404, `${method} ${path}: 404`);
-      t.match(res.headers.get("content-type"), /^application\/json/, `${method} ${path}: JSON {error, error_description} (SPEC section 8)`);
+      t.match(res.headers.get("content-type"), /^application\/json/, `${method} ${path}: JSON {error, error_description} (README)`);
     }
   });
 

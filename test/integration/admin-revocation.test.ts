@@ -1,5 +1,5 @@
 /**
- * Revocation through the admin API, end to end (SPEC sections 3 and 8): users
+ * Revocation through the admin API, end to end (README): users
  * signed in through the real sign-in form (fetch and a cookie jar, no
  * browser), tokens from a real code flow redeemed by openid-client, and after
  * each revoking call, checked against the live server as a relying party and
@@ -196,7 +196,7 @@ async function revocationSuite(t: Test, provider: DatabaseProvider) {
     await expectRevoked(t, w, laptop, "the laptop's session-bound tokens");
     await expectRevoked(t, w, phone, "the phone's session-bound tokens");
     // offline_access asks for access that outlives the session (OIDC Core
-    // section 11); SPEC section 8 promises that after a revoking DELETE the
+    // section 11); the README promises that after a revoking DELETE the
     // refresh token is refused, so signing out everywhere revokes the grants too.
     await expectRevoked(t, w, offline, "the offline_access grant");
   });

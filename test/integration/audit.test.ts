@@ -1,5 +1,5 @@
 /**
- * The audit log (SPEC section 8): every sign-in outcome, lockout, passkey
+ * The audit log (README): every sign-in outcome, lockout, passkey
  * change, password change, revocation and admin change is recorded with the
  * right actor and subject; GET /admin/v1/audit filters and pages it newest
  * first; no event holds a password, a client secret or a token; and

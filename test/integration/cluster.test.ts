@@ -1,5 +1,5 @@
 /**
- * Several instances behave as one (SPEC section 11): sessions and
+ * Several instances behave as one (README): sessions and
  * interactions made on one instance work on another, a revocation on one is
  * seen by the others at once, and with REDIS_URL the brute-force and rate
  * limits are shared.

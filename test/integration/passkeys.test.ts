@@ -1,5 +1,5 @@
 /**
- * Passkey ceremonies refused at the verification endpoints (SPEC section 10):
+ * Passkey ceremonies refused at the verification endpoints (README):
  * a software authenticator (test/helpers/soft-authenticator.ts) sends the
  * responses a real authenticator never would, over real HTTP to the app built
  * in-process and listening on 127.0.0.1. The issuer is http://localhost:<port>

@@ -1,5 +1,5 @@
 /**
- * Protocol behaviour that SPEC section 5 promises beyond the basic code flow:
+ * Protocol behaviour that the README promises beyond the basic code flow:
  * prompt and max_age, claims per scope in the ID token, PAR, DPoP,
  * REFRESH_REUSE_GRACE, back-channel logout, and the token lifetimes.
  */

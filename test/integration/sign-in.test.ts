@@ -1,6 +1,6 @@
 /**
- * Sign-in and authorization: the negative and security cases (SPEC sections
- * 5, 9 and 10), against the app built in-process and listening on 127.0.0.1
+ * Sign-in and authorization: the negative and security cases (README;
+ * docs/SECURITY.md), against the app built in-process and listening on 127.0.0.1
  * with a SQLite database. HTTP is driven with fetch and a cookie jar
  * (helpers/http-flow.ts); openid-client builds the authorization requests
  * (PKCE S256, state, nonce) and redeems codes; raw requests send what

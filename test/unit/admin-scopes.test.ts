@@ -1,5 +1,5 @@
 /**
- * The admin API's authorization table (src/admin/scopes.ts) against SPEC
+ * The admin API's authorization table (src/admin/scopes.ts) against the README's
  * section 8: reads need admin:read; the DELETEs of sessions and grants and
  * bulk revocation need admin:revoke (or admin:write); every other change
  * needs admin:write. The route module is registered alone on a bare Fastify
@@ -14,7 +14,7 @@ import { adminRouteScopes, publicAdminRoutes, scopeSatisfies, type AdminScope } 
 
 const scopes: AdminScope[] = ["admin:read", "admin:revoke", "admin:write"];
 
-/** SPEC section 8's rule, written independently of the table. */
+/** the README's admin API rule, written independently of the table. */
 function specScopeFor(key: string): AdminScope {
   const [method, path] = key.split(" ") as [string, string];
   if (method === "GET") return "admin:read";
@@ -23,7 +23,7 @@ function specScopeFor(key: string): AdminScope {
   return revokesSessionsOrGrants || bulkRevocation ? "admin:revoke" : "admin:write";
 }
 
-/** Every route SPEC section 8 lists, with the scope its rule gives. */
+/** Every route the README documents, with the scope its rule gives. */
 const specRoutes: Record<string, AdminScope> = {
   "POST /admin/v1/users": "admin:write",
   "GET /admin/v1/users": "admin:read",
@@ -48,9 +48,9 @@ const specRoutes: Record<string, AdminScope> = {
   "GET /admin/v1/audit": "admin:read",
 };
 
-t.test("the table lists every route of SPEC section 8, and only those", async (t) => {
+t.test("the table lists every route the README documents, and only those", async (t) => {
   t.same(Object.keys(adminRouteScopes).sort(), Object.keys(specRoutes).sort());
-  t.same({ ...adminRouteScopes }, specRoutes, "with the scope SPEC section 8 gives each");
+  t.same({ ...adminRouteScopes }, specRoutes, "with the scope the README's rule gives each");
 });
 
 t.test("every entry follows the rule: GET reads, session/grant DELETEs and bulk revocation revoke, the rest writes", async (t) => {
