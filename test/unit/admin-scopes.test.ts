@@ -1,6 +1,6 @@
 /**
  * The admin API's authorization table (src/admin/scopes.ts) against the README's
- * section 8: reads need admin:read; the DELETEs of sessions and grants and
+ * admin API rule: reads need admin:read; the DELETEs of sessions and grants and
  * bulk revocation need admin:revoke (or admin:write); every other change
  * needs admin:write. The route module is registered alone on a bare Fastify
  * instance (no server, no database) to prove that the routes it registers
