@@ -177,12 +177,19 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
 type Provider = AppContext["host"]["provider"];
 type Interaction = Awaited<ReturnType<Provider["interactionDetails"]>>;
 
-/** Whether the consent page must be shown: something is not granted yet, or the client sent prompt=consent. */
+/**
+ * Whether the consent page must be shown: unless the only reason for the
+ * consent prompt is one the client did not send (oidc/offline-access.ts adds
+ * it) and nothing is missing from the grant. Any other reason, such as
+ * oidc-provider's native_client_prompt (a native app's redirect URI can be
+ * claimed by another app, so the user confirms every time), shows the page.
+ */
 function needsConsentPage(interaction: Interaction): boolean {
   const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
   const asked = String(interaction.params.prompt ?? "").split(" ").includes("consent");
+  const otherReasons = interaction.prompt.reasons.some((reason) => reason !== "consent_prompt");
   const missing = (details.missingOIDCScope?.length ?? 0) + (details.missingOIDCClaims?.length ?? 0) + Object.keys(details.missingResourceScopes ?? {}).length;
-  return asked || missing > 0;
+  return asked || otherReasons || missing > 0;
 }
 
 /** Adds what the consent prompt says is missing to the (new or existing) grant. */

@@ -300,6 +300,21 @@ t.test("refresh tokens with offline_access without prompt=consent where consent 
     t.ok(isConsentPage(last(await browser.follow(asked.url)).body), "prompt=consent from the client still shows the page");
   });
 
+  await t.test("a native app is still asked every time (its redirect URI could be claimed by another app)", async (t) => {
+    const nativeRedirect = "com.example.orders:/callback";
+    const c = await register({ redirect_uris: [nativeRedirect], token_endpoint_auth_method: "none", scope: "openid offline_access" });
+    const client = await configure(c.client_id, undefined, {}, oidc.None());
+    const browser = new Browser(running.url);
+    for (const round of ["first", "second"]) {
+      const pending = await authorizationUrl(client, { scope: "openid offline_access", redirect_uri: nativeRedirect });
+      let page = last(await browser.follow(pending.url));
+      if (isSignInPage(page.body)) page = last(await browser.submit(page, { email: user.email, password: user.password }));
+      t.ok(isConsentPage(page.body), `${round} authorization: the consent page`);
+      const done = last(await browser.submit(page, { decision: "allow" }));
+      t.ok(done.location?.href.startsWith(`${nativeRedirect}?`), `${round}: back to the app after Allow`);
+    }
+  });
+
   await t.test("without offline_access in the request there is none", async (t) => {
     const c = await register({ redirect_uris: [redirectUri], first_party: true, scope: "openid offline_access" });
     const client = await configure(c.client_id, c.client_secret, {}, oidc.ClientSecretBasic(c.client_secret!));
