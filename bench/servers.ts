@@ -132,7 +132,8 @@ async function createDatabase(postgresUrl: string | undefined): Promise<{ url: s
  * (authorization_code, refresh_token, client_credentials; client_secret_basic)
  * and one user created with the `gatehouse` CLI before the server starts.
  * Rate limits are raised out of the way: the benchmark sends thousands of
- * requests a second from one address.
+ * requests a second from one address, and its virtual users sign in as one
+ * account concurrently (the per-account limiter counts attempts in flight).
  */
 export async function startGatehouse(options: { postgresUrl?: string } = {}): Promise<RunningServer> {
   const database = await createDatabase(options.postgresUrl);
@@ -149,6 +150,7 @@ export async function startGatehouse(options: { postgresUrl?: string } = {}): Pr
     TOKEN_RATE_LIMIT_PER_CLIENT: "10000000",
     AUTH_RATE_LIMIT_PER_IP: "10000000",
     SIGNIN_MAX_FAILURES_PER_IP: "100000",
+    SIGNIN_MAX_FAILURES: "1000",
   };
   try {
     await runCli(["migrate"], env);
