@@ -26,6 +26,8 @@ export interface BenchOptions {
   rounds: number;
   scenarios: ScenarioName[];
   argon2: boolean;
+  /** A folder for a CPU profile of the Gatehouse process (`--cpu-prof`), if wanted. */
+  cpuProfileDir?: string | undefined;
 }
 
 export interface ScenarioResult {
@@ -81,7 +83,7 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   const users = new Map<RunningServer, VirtualUser[]>();
   try {
     log(`starting Gatehouse (${options.postgresUrl ? "PostgreSQL" : "SQLite"}) and the baseline`);
-    const gatehouse = await startGatehouse({ postgresUrl: options.postgresUrl });
+    const gatehouse = await startGatehouse({ postgresUrl: options.postgresUrl, cpuProfileDir: options.cpuProfileDir });
     servers.push(gatehouse);
     const baseline = await startBaseline();
     servers.push(baseline);
@@ -167,6 +169,7 @@ function parseOptions(argv: string[]): BenchOptions {
       rounds: { type: "string" },
       scenario: { type: "string", multiple: true },
       "no-argon2": { type: "boolean", default: false },
+      "cpu-prof": { type: "string" },
     },
   });
   const postgresUrl = values.pg ? (values["database-url"] ?? process.env.TEST_DATABASE_URL) : undefined;
@@ -183,6 +186,7 @@ function parseOptions(argv: string[]): BenchOptions {
     rounds: Number(values.rounds ?? 2),
     scenarios,
     argon2: !values["no-argon2"],
+    cpuProfileDir: values["cpu-prof"],
   };
 }
 

@@ -135,7 +135,7 @@ async function createDatabase(postgresUrl: string | undefined): Promise<{ url: s
  * requests a second from one address, and its virtual users sign in as one
  * account concurrently (the per-account limiter counts attempts in flight).
  */
-export async function startGatehouse(options: { postgresUrl?: string } = {}): Promise<RunningServer> {
+export async function startGatehouse(options: { postgresUrl?: string; cpuProfileDir?: string } = {}): Promise<RunningServer> {
   const database = await createDatabase(options.postgresUrl);
   const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-bench-keys-"));
   const port = await freePort();
@@ -162,7 +162,9 @@ export async function startGatehouse(options: { postgresUrl?: string } = {}): Pr
     ) as { client_id: string; client_secret: string };
     const user = { email: "bench@example.test", password: `bench-${randomBytes(12).toString("hex")}` };
     await runCli(["users", "create", "--email", user.email, "--password-stdin"], env, user.password);
-    const { child, stop } = await startChild(["--import", "tsx", join(root, "src/server.ts")], env, url, "/readyz");
+    // --cpu-prof writes a .cpuprofile when the process exits (Node.js CLI docs), which server.ts does on SIGTERM.
+    const profile = options.cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir] : [];
+    const { child, stop } = await startChild([...profile, "--import", "tsx", join(root, "src/server.ts")], env, url, "/readyz");
     return {
       name: "gatehouse",
       url,
