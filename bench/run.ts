@@ -10,6 +10,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config.ts";
 import { hashPassword, verifyPassword } from "../src/auth/passwords.ts";
@@ -190,7 +191,8 @@ function parseOptions(argv: string[]): BenchOptions {
   };
 }
 
-const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+// Run as a command (npm run bench), not imported (the smoke test).
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isMain) {
   const options = parseOptions(process.argv.slice(2));
   const report = await runBench(options, (line) => process.stderr.write(`${line}\n`));
