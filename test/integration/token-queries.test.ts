@@ -1,6 +1,6 @@
 /**
  * How many SQL queries the token endpoint makes for one authorization_code
- * exchange and one refresh_token exchange (see docs/performance.md). The
+ * exchange and one refresh_token exchange (see docs/PERFORMANCE.md). The
  * counts are printed, grouped by table and operation, and held under a
  * ceiling so that a bad regression (a lookup per token, a lookup in a loop)
  * fails here instead of in production. The ceilings are deliberately loose:
@@ -11,7 +11,7 @@ import type { DatabaseProvider } from "../../src/db/database.ts";
 import { providers } from "../helpers/databases.ts";
 import { Browser, authorizationUrl, makeClient, makeUser, redirectUri, signInAndConsent, startApp, tokenRequest } from "../helpers/http-flow.ts";
 
-/** Ceilings per request; the measured counts are in docs/performance.md. */
+/** Ceilings per request; the measured counts are in docs/PERFORMANCE.md. */
 const ceiling = { authorizationCode: 12, refreshToken: 12 };
 
 interface Query {
@@ -104,7 +104,7 @@ async function querySuite(t: Test, provider: DatabaseProvider): Promise<void> {
   t.ok(count(refresh.during, /^SELECT Client/) <= 1, "the client is read at most once");
   t.ok(count(refresh.during, /^SELECT User/) <= 1, "the user (claims) at most once");
 
-  // For the notes in docs/performance.md: the two endpoints resource servers call.
+  // For the notes in docs/PERFORMANCE.md: the two endpoints resource servers call.
   const accessToken = String(refresh.result.json.access_token);
   await measure(t, "userinfo (for reference)", () => fetch(`${running.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } }).then((r) => r.text()));
   await measure(t, "introspection (for reference)", () =>

@@ -1,0 +1,77 @@
+/**
+ * The benchmark's baseline: a bare oidc-provider (the version Gatehouse uses)
+ * with its in-memory adapter, configured like Gatehouse for the scenarios
+ * measured (one confidential client with client_secret_basic, RS256 ID tokens,
+ * opaque access and refresh tokens, refresh rotation, PKCE required,
+ * introspection and userinfo). Its interaction route signs the benchmark
+ * user in and grants consent without a page, so that the authorization code
+ * flow measures the protocol work alone.
+ *
+ * The adapter is oidc-provider's own MemoryAdapter, given a larger store:
+ * its default LRU keeps 1,000 entries, and a benchmark issues more tokens
+ * than that, which would evict the virtual users' grants mid-run.
+ *
+ * Run as a child process by bench/run.ts; configured through the environment:
+ * PORT, BENCH_CLIENT (JSON client metadata), BENCH_ACCOUNT_ID.
+ */
+import { createServer } from "node:http";
+import { randomBytes } from "node:crypto";
+import { exportJWK, generateKeyPair } from "jose";
+import Provider from "oidc-provider";
+import MemoryAdapter from "oidc-provider/lib/adapters/memory_adapter.js";
+import LRU from "oidc-provider/lib/helpers/lru.js";
+
+const port = Number(process.env.PORT);
+const issuer = `http://127.0.0.1:${port}`;
+const client = JSON.parse(process.env.BENCH_CLIENT ?? "{}") as Record<string, unknown>;
+const accountId = process.env.BENCH_ACCOUNT_ID ?? "bench-account";
+
+const { privateKey } = await generateKeyPair("RS256", { modulusLength: 2048, extractable: true });
+const jwk = { ...(await exportJWK(privateKey)), alg: "RS256", use: "sig", kid: "baseline-rs256" };
+
+const store = new LRU({ maxSize: 10_000_000 });
+
+const provider = new Provider(issuer, {
+  adapter: (model: string) => new MemoryAdapter(model, store) as never,
+  clients: [client as never],
+  jwks: { keys: [jwk as never] },
+  cookies: { keys: [randomBytes(32).toString("base64url")] },
+  scopes: ["openid", "profile", "email", "offline_access"],
+  claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
+  conformIdTokenClaims: false,
+  pkce: { required: () => true },
+  rotateRefreshToken: true,
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+  },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  async findAccount(_ctx, sub) {
+    return { accountId: sub, claims: () => ({ sub, email: "bench@example.test", email_verified: true, name: "Bench" }) };
+  },
+});
+
+const callback = provider.callback();
+
+/** Finishes login and consent at once for the benchmark account (oidc-provider's interactionFinished). */
+async function finishInteraction(req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): Promise<void> {
+  const details = await provider.interactionDetails(req, res);
+  const grant = new provider.Grant({ accountId, clientId: String(details.params.client_id) });
+  grant.addOIDCScope(String(details.params.scope));
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } }, { mergeWithLastSubmission: false });
+}
+
+createServer((req, res) => {
+  if (req.url?.startsWith("/interaction/")) {
+    finishInteraction(req, res).catch((error: unknown) => {
+      res.statusCode = 500;
+      res.end(String(error));
+    });
+    return;
+  }
+  callback(req, res);
+}).listen(port, "127.0.0.1", () => process.stdout.write(`baseline listening on ${issuer}\n`));
