@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { runCli as runCliProcess } from "../test/helpers/processes.ts";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -65,17 +66,11 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "warn", ...env };
 }
 
-function runCli(args: string[], env: Record<string, string>, stdin = ""): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "bin/gatehouse.js"), ...args], { cwd: root, env: childEnv(env) });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(stdout) : reject(new Error(`gatehouse ${args.join(" ")} exited with ${code}: ${stderr}`))));
-    child.stdin.end(stdin);
-  });
+/** `gatehouse ...args`, as the tests run it; its stdout, or an error naming the exit code and stderr. */
+async function runCli(args: string[], env: Record<string, string>, stdin = ""): Promise<string> {
+  const result = await runCliProcess(args, { ...env, LOG_LEVEL: "warn" }, stdin);
+  if (result.code !== 0) throw new Error(`gatehouse ${args.join(" ")} exited with ${result.code}: ${result.stderr}`);
+  return result.stdout;
 }
 
 /** Spawns `args` and waits until `readyPath` answers 200. */

@@ -36,7 +36,6 @@ export function runCli(args: string[], env: Record<string, string>, stdin = ""):
   });
 }
 
-/** A free TCP port on 127.0.0.1. */
 /** `gatehouse audit verify [args]` against an app's database and keys, with its JSON output parsed. */
 export async function runAuditVerify(config: { databaseUrl: string; keysDir: string }, ...args: string[]): Promise<RunResult & { json: Record<string, unknown> | undefined }> {
   const res = await runCli(["audit", "verify", ...args], { DATABASE_URL: config.databaseUrl, KEYS_DIR: config.keysDir });
@@ -49,6 +48,7 @@ export async function runAuditVerify(config: { databaseUrl: string; keysDir: str
   return { ...res, json };
 }
 
+/** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
