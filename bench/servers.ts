@@ -7,12 +7,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { runCli as runCliProcess } from "../test/helpers/processes.ts";
+import { freePort, runCli as runCliProcess } from "../test/helpers/processes.ts";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -48,17 +47,6 @@ export function residentKiB(pid: number): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 /** The environment of a child: PATH and HOME only, plus `env`. */
