@@ -15,7 +15,7 @@ import { loggerOptions } from "./logger.ts";
 import { loadKeySet, type KeySet } from "./oidc/keys.ts";
 import { createProvider } from "./oidc/provider.ts";
 import { ProviderHost } from "./oidc/provider-host.ts";
-import { createClientStore } from "./oidc/client-store.ts";
+import { createCachedClientStore } from "./oidc/client-store.ts";
 import { observeProvider, type ProviderObserver } from "./oidc/events.ts";
 import { createCsrf } from "./auth/csrf.ts";
 import { connectRedis, createMemoryCounterStore, createRedisCounterStore } from "./auth/counter-store.ts";
@@ -86,7 +86,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
 
   const keySet = await loadKeySet(db, ring);
   if (keySet.keys.length === 0) throw new Error("no signing keys in the database: start the server (it creates them) before building the app");
-  const clients = createClientStore(db.prisma, ring);
+  const clients = await createCachedClientStore(db, ring, (message, err) => app.log.warn({ err }, message));
   const metrics = createMetrics();
   const storedIds = storedIdsFor(ring);
   const cookieKeys = cookieKeysFor(config, ring);
@@ -94,7 +94,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   // changes (jobs/key-set.ts), is built and set up here and only here.
   const observers: ProviderObserver[] = [];
   const buildProvider = ({ keys }: KeySet) => {
-    const provider = createProvider({ config, prisma: db.prisma, clients, storedIds, keys, cookieKeys });
+    const provider = createProvider({ config, db, clients, storedIds, keys, cookieKeys });
     observers.push(observeProvider(provider, { db, metrics, log: app.log }));
     return provider;
   };
@@ -159,6 +159,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     await keySetWatcher.stop();
     await Promise.all(observers.map((o) => o.drain()));
     await counters.close();
+    await clients.close();
     await redis?.quit();
   });
   return app;

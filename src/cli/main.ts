@@ -223,8 +223,8 @@ async function run(argv: string[]): Promise<void> {
       const { createProvider } = await loadProviderModule();
       const provider = createProvider({
         config,
-        prisma: db.prisma,
-        clients: createClientStore(db.prisma, ring),
+        db,
+        clients: createClientStore(db, ring),
         storedIds: storedIdsFor(ring),
         keys: await loadSigningKeys(db, ring),
         cookieKeys: cookieKeysFor(config, ring),

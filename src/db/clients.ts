@@ -1,5 +1,6 @@
 /** Queries on the Client table (OAuth clients, owned by the CLI and the admin API). */
-import type { Tx } from "./database.ts";
+import type { Database, Tx } from "./database.ts";
+import { sql } from "./sql.ts";
 
 export interface ClientRow {
   id: string;
@@ -18,7 +19,24 @@ export async function insertClient(
   return tx.client.create({ data: client });
 }
 
-export async function findClientById(tx: Tx, id: string): Promise<ClientRow | null> {
+/** The columns oidc-provider needs of a client, by id (SQL: every token request may run it). */
+export async function findClientById(db: Database, id: string): Promise<Pick<ClientRow, "id" | "secretEncrypted" | "metadata" | "firstParty"> | null> {
+  const rows = await db.prisma.$queryRaw<{ id: string; secretEncrypted: string | null; metadata: unknown; firstParty: unknown }[]>(
+    sql`SELECT "id", "secretEncrypted", "metadata", "firstParty" FROM "Client" WHERE "id" = ${id}`,
+  );
+  const row = rows[0];
+  if (!row) return null;
+  // SQLite hands JSON columns and booleans back as text and integers.
+  return {
+    id: row.id,
+    secretEncrypted: row.secretEncrypted,
+    metadata: typeof row.metadata === "string" ? JSON.parse(row.metadata) : row.metadata,
+    firstParty: row.firstParty === true || row.firstParty === 1 || row.firstParty === 1n,
+  };
+}
+
+/** Every column of a client, by id. */
+export async function findClientRow(tx: Tx, id: string): Promise<ClientRow | null> {
   return tx.client.findUnique({ where: { id } });
 }
 

@@ -17,6 +17,14 @@ export type Tx = Omit<PrismaClient, "$connect" | "$disconnect" | "$on" | "$trans
 export interface Database {
   readonly prisma: PrismaClient;
   readonly provider: DatabaseProvider;
+  /** DATABASE_URL, for the connections that db/ opens beside Prisma's (cache-versions.ts). */
+  readonly url: string;
+  /**
+   * SQL statements sent to the database since it was opened, transaction
+   * control included (gatehouse_db_statements_total, and the benchmark's
+   * statements per request).
+   */
+  statements(): number;
   /**
    * The key that chains new audit events (an HMAC key derived from the newest
    * master key); undefined for a process that only migrates or reads.
@@ -70,7 +78,30 @@ export function secureSqliteFile(path: string): void {
   }
 }
 
+/**
+ * Pragmas for the SQLite connection (https://www.sqlite.org/pragma.html).
+ * The migration (migrate.ts) puts the file in WAL mode, which is kept in the
+ * file. In WAL mode, synchronous=NORMAL syncs the log at checkpoints instead
+ * of at every commit (https://www.sqlite.org/wal.html#performance_considerations):
+ * the database stays consistent after any crash, and a process crash loses
+ * nothing; only an operating-system crash or power loss can lose the last
+ * commits (tokens issued, or a revocation made, just before it). With FULL,
+ * every token issued waited for an fsync. Deployments that need every
+ * commit durable on one machine run PostgreSQL (docs/PERFORMANCE.md).
+ */
+const sqlitePragmas = ["journal_mode = WAL", "synchronous = NORMAL", "temp_store = MEMORY"];
+
+/**
+ * PostgreSQL connections per instance. Requests are short and the event loop
+ * is single-threaded: a handful of connections keeps the database busy, and
+ * every instance opening few leaves room under max_connections for many
+ * instances (DATABASE_POOL_SIZE; docs/PERFORMANCE.md for the measurement).
+ */
+export const defaultPoolSize = 10;
+
 export interface OpenOptions {
+  /** PostgreSQL connections (DATABASE_POOL_SIZE). */
+  poolSize?: number;
   /** Called with the SQL of every query (to count queries on hot paths). */
   onQuery?: (sql: string) => void;
   /** See Database.auditKey. */
@@ -80,6 +111,7 @@ export interface OpenOptions {
 /** Opens a Prisma client for `url` through the matching driver adapter. */
 export async function openDatabase(url: string, provider: DatabaseProvider, options: OpenOptions = {}): Promise<Database> {
   const log = options.onQuery ? ([{ emit: "event", level: "query" }] as const) : undefined;
+  const counter = { statements: 0 };
   let prisma: PrismaClient;
   if (provider === "sqlite") {
     const path = sqlitePath(url);
@@ -87,22 +119,30 @@ export async function openDatabase(url: string, provider: DatabaseProvider, opti
     const { PrismaBetterSQLite3 } = await import("@prisma/adapter-better-sqlite3");
     const { PrismaClient } = await import("./generated/sqlite/client.ts");
     // timeout: how long a writer waits for SQLite's lock (busy_timeout), in ms.
-    prisma = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: path, timeout: 10_000 }), log: log as never });
+    const adapter = countStatements(new PrismaBetterSQLite3({ url: path, timeout: 10_000 }), counter);
+    prisma = new PrismaClient({ adapter, log: log as never });
   } else {
     const { PrismaPg } = await import("@prisma/adapter-pg");
     const { PrismaClient } = await import("./generated/postgresql/client.ts");
+    const adapter = countStatements(new PrismaPg({ connectionString: url, max: options.poolSize ?? defaultPoolSize }), counter);
     // Both generated clients have the same models and methods: only the SQL
     // dialect inside differs, so one type serves both.
-    prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 10 }), log: log as never }) as unknown as PrismaClient;
+    prisma = new PrismaClient({ adapter, log: log as never }) as unknown as PrismaClient;
   }
   if (options.onQuery) {
     const onQuery = options.onQuery;
     (prisma.$on as (event: "query", cb: (e: { query: string }) => void) => void)("query", (e) => onQuery(e.query));
   }
   await prisma.$connect();
+  if (provider === "sqlite") {
+    // One connection (the adapter's): pragmas set now hold for its life.
+    for (const pragma of sqlitePragmas) await prisma.$queryRawUnsafe(`PRAGMA ${pragma}`);
+  }
   return {
     prisma,
     provider,
+    url,
+    statements: () => counter.statements,
     auditKey: options.auditKey,
     async ping() {
       await prisma.$queryRawUnsafe("SELECT 1");
@@ -111,4 +151,47 @@ export async function openDatabase(url: string, provider: DatabaseProvider, opti
       await prisma.$disconnect();
     },
   };
+}
+
+/** The driver adapter factory interface of Prisma 6 (@prisma/driver-adapter-utils), as far as it is used here. */
+interface AdapterFactory {
+  connect(): Promise<object>;
+}
+
+/**
+ * Wraps a driver adapter factory so that every statement its connections
+ * send is counted: queries, and BEGIN, COMMIT and ROLLBACK of transactions.
+ * Methods are called on the adapter itself (its classes use private fields).
+ */
+function countStatements<F extends AdapterFactory>(factory: F, counter: { statements: number }): F {
+  const counted = new Set(["queryRaw", "executeRaw", "executeScript"]);
+  const wrap = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(object, property) {
+        const value = Reflect.get(object, property, object) as unknown;
+        if (typeof value !== "function") return value;
+        if (property === "startTransaction") {
+          return async (...args: unknown[]) => {
+            counter.statements += 1;
+            return wrap(await (value as (...a: unknown[]) => Promise<object>).apply(object, args));
+          };
+        }
+        if (counted.has(property as string)) {
+          return (...args: unknown[]) => {
+            counter.statements += 1;
+            return (value as (...a: unknown[]) => unknown).apply(object, args);
+          };
+        }
+        return (value as (...a: unknown[]) => unknown).bind(object);
+      },
+    });
+  return new Proxy(factory, {
+    get(object, property) {
+      const value = Reflect.get(object, property, object) as unknown;
+      if (property === "connect" || property === "connectToShadowDb") {
+        return async (...args: unknown[]) => wrap(await (value as (...a: unknown[]) => Promise<object>).apply(object, args));
+      }
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(object) : value;
+    },
+  });
 }

@@ -1,5 +1,6 @@
 /** Queries on the User table. Emails are stored lower-cased (see prisma/models.prisma). */
-import type { Tx } from "./database.ts";
+import type { Database, Tx } from "./database.ts";
+import { sql } from "./sql.ts";
 
 export interface UserRow {
   id: string;
@@ -52,4 +53,22 @@ export async function updateUserRow(
 
 export async function deleteUserRow(tx: Tx, id: string): Promise<void> {
   await tx.user.delete({ where: { id } });
+}
+
+/** What ID tokens, userinfo and introspection need of a user (SQL: every token request runs it). */
+export interface AccountClaimsRow {
+  id: string;
+  email: string;
+  name: string | null;
+  role: string;
+  disabled: boolean;
+}
+
+export async function findAccountClaims(db: Database, id: string): Promise<AccountClaimsRow | null> {
+  const rows = await db.prisma.$queryRaw<(Omit<AccountClaimsRow, "disabled"> & { disabled: unknown })[]>(
+    sql`SELECT "id", "email", "name", "role", "disabled" FROM "User" WHERE "id" = ${id}`,
+  );
+  const row = rows[0];
+  // SQLite hands booleans back as integers.
+  return row ? { ...row, disabled: row.disabled === true || row.disabled === 1 || row.disabled === 1n } : null;
 }

@@ -4,8 +4,8 @@
  * resolving at once.
  */
 import type { FindAccount } from "oidc-provider";
-import type { PrismaClient } from "../db/database.ts";
-import { findUserById } from "../db/users.ts";
+import type { Database } from "../db/database.ts";
+import { findAccountClaims } from "../db/users.ts";
 
 /** Claims released per scope; `role` needs the `roles` scope. */
 export const claimsByScope = {
@@ -15,9 +15,9 @@ export const claimsByScope = {
   roles: ["role"],
 } as const;
 
-export function createFindAccount(prisma: PrismaClient): FindAccount {
+export function createFindAccount(db: Database): FindAccount {
   return async (_ctx, sub) => {
-    const user = await findUserById(prisma, sub);
+    const user = await findAccountClaims(db, sub);
     if (!user || user.disabled) return undefined;
     return {
       accountId: user.id,

@@ -1,5 +1,5 @@
 /**
- * The Prisma-backed oidc-provider adapter: every model (Session, Grant,
+ * The database-backed oidc-provider adapter: every model (Session, Grant,
  * AccessToken, AuthorizationCode, RefreshToken, ClientCredentials, Interaction,
  * ReplayDetection, PushedAuthorizationRequest, ...) is a row of OidcRecord;
  * Client is read from our own clients table (see client-store.ts).
@@ -11,7 +11,7 @@
  * for, so it sees no difference.
  */
 import { errors, type Adapter, type AdapterPayload } from "oidc-provider";
-import type { PrismaClient } from "../db/database.ts";
+import type { Database } from "../db/database.ts";
 import {
   consumeOidcRecord,
   deleteOidcGrant,
@@ -48,9 +48,9 @@ function grantError(label: string, reuse: string) {
   return { reused: () => new errors.InvalidGrant(`${label} ${reuse}`), gone: () => new errors.InvalidGrant(`${label} not found`) };
 }
 
-class PrismaOidcAdapter implements Adapter {
+class OidcRecordAdapter implements Adapter {
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly db: Database,
     private readonly model: string,
     /** How ids are stored; undefined for models whose ids are not credentials. */
     private readonly ids: StoredIds | undefined,
@@ -72,12 +72,12 @@ class PrismaOidcAdapter implements Adapter {
     const expiresAt = typeof expiresIn === "number" ? new Date(Date.now() + expiresIn * 1000) : null;
     const { model, ids } = this;
     if (!ids) {
-      await upsertOidcRecord(this.prisma, { model, id, payload: payload as Record<string, unknown>, expiresAt });
+      await upsertOidcRecord(this.db, { model, id, payload: payload as Record<string, unknown>, expiresAt });
       return;
     }
     // Written under the newest key; a copy under an older key is replaced.
     const [storedId, ...older] = ids.candidates(id);
-    await upsertOidcRecord(this.prisma, {
+    await upsertOidcRecord(this.db, {
       model,
       id: storedId!,
       payload: protectPayload(ids, model, id, payload as Record<string, unknown>),
@@ -88,17 +88,17 @@ class PrismaOidcAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return this.reveal(id, await findOidcRecord(this.prisma, this.model, this.rowIds(id), this.consumedGraceMs));
+    return this.reveal(id, await findOidcRecord(this.db, this.model, this.rowIds(id), this.consumedGraceMs));
   }
 
   /** oidc-provider looks Sessions up by uid; the session's id is not in the result (only its cookie holds it). */
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    return this.reveal(undefined, await findOidcRecordByUid(this.prisma, this.model, uid));
+    return this.reveal(undefined, await findOidcRecordByUid(this.db, this.model, uid));
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
     const userCodes = this.ids ? this.ids.candidates(userCode) : [userCode];
-    const stored = await findOidcRecordByUserCode(this.prisma, this.model, userCodes);
+    const stored = await findOidcRecordByUserCode(this.db, this.model, userCodes);
     return this.reveal(stored && this.ids ? idByUserCode(this.ids, userCode, stored) : undefined, stored);
   }
 
@@ -112,24 +112,24 @@ class PrismaOidcAdapter implements Adapter {
    * consumption, which is the retry that grace allows.
    */
   async consume(id: string): Promise<void> {
-    const outcome = await consumeOidcRecord(this.prisma, this.model, this.rowIds(id));
+    const outcome = await consumeOidcRecord(this.db, this.model, this.rowIds(id));
     if (outcome.consumed) return;
     const { row } = outcome;
     if (row?.consumedAt && row.consumedAt.getTime() + this.consumedGraceMs > Date.now()) return;
     const fail = reuseErrors[this.model] ?? grantError(this.model, "already consumed");
     if (!row) throw fail.gone();
-    await deleteOidcRecord(this.prisma, this.model, this.rowIds(id));
-    if (row.grantId) await deleteOidcGrant(this.prisma, row.grantId);
+    await deleteOidcRecord(this.db, this.model, this.rowIds(id));
+    if (row.grantId) await deleteOidcGrant(this.db, row.grantId);
     throw fail.reused();
   }
 
   async destroy(id: string): Promise<void> {
-    await deleteOidcRecord(this.prisma, this.model, this.rowIds(id));
+    await deleteOidcRecord(this.db, this.model, this.rowIds(id));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
     // oidc-provider calls this once per model; each call deletes its own rows.
-    await deleteOidcRecordsByGrant(this.prisma, this.model, grantId);
+    await deleteOidcRecordsByGrant(this.db, this.model, grantId);
   }
 }
 
@@ -171,7 +171,7 @@ class ClientAdapter implements Adapter {
  * response to a refresh can retry without losing its grant.
  */
 export function createAdapterFactory(
-  prisma: PrismaClient,
+  db: Database,
   clients: ClientStore,
   storedIds: StoredIds,
   refreshReuseGraceSeconds = 0,
@@ -179,6 +179,6 @@ export function createAdapterFactory(
   return (model) => {
     if (model === "Client") return new ClientAdapter(clients);
     const ids = storesHashedId(model) ? storedIds : undefined;
-    return new PrismaOidcAdapter(prisma, model, ids, model === "RefreshToken" ? refreshReuseGraceSeconds * 1000 : 0);
+    return new OidcRecordAdapter(db, model, ids, model === "RefreshToken" ? refreshReuseGraceSeconds * 1000 : 0);
   };
 }

@@ -8,7 +8,7 @@ import type { IncomingMessage } from "node:http";
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { JWK } from "jose";
 import type { Config } from "../config.ts";
-import type { PrismaClient } from "../db/database.ts";
+import type { Database } from "../db/database.ts";
 import { createAdapterFactory } from "./adapter.ts";
 import { claimsByScope, createFindAccount } from "./account.ts";
 import type { ClientStore } from "./client-store.ts";
@@ -96,7 +96,7 @@ export function authenticatedClientOf(req: IncomingMessage): string | undefined 
 
 export interface ProviderDeps {
   config: Config;
-  prisma: PrismaClient;
+  db: Database;
   clients: ClientStore;
   /** Keys the stored ids of tokens, codes and sessions (storedIdsFor(ring)). */
   storedIds: StoredIds;
@@ -115,12 +115,12 @@ function requestIdOf(ctx: KoaContextWithOIDC): string {
   return String(ctx.res.getHeader("x-request-id") ?? "");
 }
 
-export function createProvider({ config, prisma, clients, storedIds, keys, cookieKeys }: ProviderDeps): Provider {
+export function createProvider({ config, db, clients, storedIds, keys, cookieKeys }: ProviderDeps): Provider {
   const secure = config.issuer.startsWith("https:");
-  const findAccount = createFindAccount(prisma);
+  const findAccount = createFindAccount(db);
   const cookie = { httpOnly: true, sameSite: "lax" as const, secure, signed: true };
   const configuration: Configuration = {
-    adapter: createAdapterFactory(prisma, clients, storedIds, config.refreshReuseGrace),
+    adapter: createAdapterFactory(db, clients, storedIds, config.refreshReuseGrace),
     clients: [accountClient(config.issuer)],
     // The authorization code flow; "none" only for the account page's own client.
     responseTypes: ["code", "none"],

@@ -4,7 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Database } from "../db/database.ts";
-import { deleteClientRow, findClientById, insertClient, listClientRows, updateClientRow, type ClientRow } from "../db/clients.ts";
+import { noteChanged } from "../db/cache-versions.ts";
+import { deleteClientRow, findClientRow, insertClient, listClientRows, updateClientRow, type ClientRow } from "../db/clients.ts";
 import { deleteGrantsAndTokens } from "../db/revocations.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
 import { clientSecretContext } from "../oidc/client-store.ts";
@@ -250,11 +251,12 @@ export async function createClient(
     });
     await appendAuditEvent(tx, db, { type: "client.created", ...actor, clientId, data: { client_name: metadata.client_name, grant_types: metadata.grant_types, scope: metadata.scope } });
   });
+  noteChanged(db, "clients");
   return secret ? { client_id: clientId, client_secret: secret } : { client_id: clientId };
 }
 
 export async function getClient(db: Database, clientId: string): Promise<ClientView> {
-  const row = await findClientById(db.prisma, clientId);
+  const row = await findClientRow(db.prisma, clientId);
   if (!row) throw new AppError("not_found", "no such client");
   return toClientView(row);
 }
@@ -271,7 +273,7 @@ export async function updateClient(
   actor: Actor,
   validate?: MetadataValidator,
 ): Promise<ClientView> {
-  const row = await findClientById(db.prisma, clientId);
+  const row = await findClientRow(db.prisma, clientId);
   if (!row) throw new AppError("not_found", "no such client");
   const current = toClientView(row);
   const merged: CreateClientInput = {
@@ -297,13 +299,14 @@ export async function updateClient(
     await appendAuditEvent(tx, db, { type: "client.updated", ...actor, clientId, data: { changes: Object.keys(input) } });
     return next;
   });
+  noteChanged(db, "clients");
   return toClientView(updated);
 }
 
 /** Deletes a client and revokes everything issued to it (grants, their tokens, its own tokens). */
 export async function deleteClient(db: Database, clientId: string, actor: Actor): Promise<{ grants: number }> {
-  return db.prisma.$transaction(async (tx) => {
-    const row = await findClientById(tx, clientId);
+  const deleted = await db.prisma.$transaction(async (tx) => {
+    const row = await findClientRow(tx, clientId);
     if (!row) throw new AppError("not_found", "no such client");
     const grants = await deleteGrantsAndTokens(tx, { clientId });
     await tx.oidcRecord.deleteMany({ where: { clientId, model: { in: ["ClientCredentials", "AccessToken", "RefreshToken", "AuthorizationCode"] } } });
@@ -311,6 +314,8 @@ export async function deleteClient(db: Database, clientId: string, actor: Actor)
     await appendAuditEvent(tx, db, { type: "client.deleted", ...actor, clientId, data: { client_name: row.name, revoked: { grants } } });
     return { grants };
   });
+  noteChanged(db, "clients");
+  return deleted;
 }
 
 export function toClientView(row: ClientRow): ClientView {

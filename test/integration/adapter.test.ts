@@ -96,7 +96,7 @@ async function openFixture(t: Test, provider: DatabaseProvider): Promise<Fixture
   const ring = createMasterKeyRing([randomBytes(32)]);
   const db = await (await createTestDatabase(t, provider)).open({ auditKey: auditKeyOf(ring) });
   const ids = storedIdsFor(ring);
-  const factory = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring), ids);
+  const factory = createAdapterFactory(db, createClientStore(db, ring), ids);
   const stored = (model: string, id: string) => (storesHashedId(model) ? ids.of(id) : id);
   return {
     db,
@@ -353,7 +353,7 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     });
 
     t.test("within the refresh reuse grace a second consume succeeds and keeps the first consumption time", async (t) => {
-      const graceful = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, createMasterKeyRing([randomBytes(32)])), f.ids, 5)("RefreshToken");
+      const graceful = createAdapterFactory(f.db, createClientStore(f.db, createMasterKeyRing([randomBytes(32)])), f.ids, 5)("RefreshToken");
       const payload = tokenPayload("RefreshToken");
       await graceful.upsert(payload.jti!, payload, 600);
       await graceful.consume(payload.jti!);
@@ -587,7 +587,7 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     });
 
     t.test("with another key nothing is found, consumed or destroyed", async (t) => {
-      const other = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, createMasterKeyRing([randomBytes(32)])), createStoredIds([randomBytes(32).toString("base64url")]));
+      const other = createAdapterFactory(f.db, createClientStore(f.db, createMasterKeyRing([randomBytes(32)])), createStoredIds([randomBytes(32).toString("base64url")]));
       const payload = tokenPayload("RefreshToken");
       await f.adapter("RefreshToken").upsert(payload.jti!, payload, 600);
       t.equal(await other("RefreshToken").find(payload.jti!), undefined);
@@ -646,10 +646,10 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
 
     t.test("after a master key rotation, rows written under the older key are still found, consumed and destroyed", async (t) => {
       const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
-      const store = createClientStore(f.db.prisma, createMasterKeyRing([oldKey]));
-      const before = createAdapterFactory(f.db.prisma, store, storedIdsFor(createMasterKeyRing([oldKey])));
-      const after = createAdapterFactory(f.db.prisma, store, storedIdsFor(createMasterKeyRing([newKey, oldKey])));
-      const withoutOld = createAdapterFactory(f.db.prisma, store, storedIdsFor(createMasterKeyRing([newKey])));
+      const store = createClientStore(f.db, createMasterKeyRing([oldKey]));
+      const before = createAdapterFactory(f.db, store, storedIdsFor(createMasterKeyRing([oldKey])));
+      const after = createAdapterFactory(f.db, store, storedIdsFor(createMasterKeyRing([newKey, oldKey])));
+      const withoutOld = createAdapterFactory(f.db, store, storedIdsFor(createMasterKeyRing([newKey])));
       const session = { kind: "Session", jti: newId(), uid: newId("uid"), accountId: "a" };
       const code = tokenPayload("AuthorizationCode");
       const interaction = { kind: "Interaction", jti: newId(), returnTo: "https://idp.example/auth/x" };
@@ -673,7 +673,7 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
   t.test("the Client model", async (t) => {
     const ring = createMasterKeyRing([randomBytes(32)]);
     // The client store must open secrets with the ring that sealed them.
-    const adapter = createAdapterFactory(f.db.prisma, createClientStore(f.db.prisma, ring), storedIdsFor(ring))("Client");
+    const adapter = createAdapterFactory(f.db, createClientStore(f.db, ring), storedIdsFor(ring))("Client");
 
     t.test("find returns a confidential client's metadata with its secret", async (t) => {
       const created = await createClient(f.db, ring, {
@@ -737,7 +737,7 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     await s.adapter("Grant").upsert(forever.jti, forever, undefined);
 
     t.test("deletes exactly the expired rows and returns their count", async (t) => {
-      t.equal(await deleteExpiredOidcRecords(s.db.prisma), expired.length);
+      t.equal(await deleteExpiredOidcRecords(s.db), expired.length);
       for (const p of expired) t.equal(await s.count({ model: p.kind!, id: p.jti! }), 0, `${p.kind} swept`);
       t.equal(await s.db.prisma.oidcRecord.count(), 2, "the live and the never-expiring rows stay");
       t.strictSame(await s.adapter("RefreshToken").find(live.jti!), live);
@@ -745,16 +745,16 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     });
 
     t.test("a second sweep deletes nothing", async (t) => {
-      t.equal(await deleteExpiredOidcRecords(s.db.prisma), 0);
+      t.equal(await deleteExpiredOidcRecords(s.db), 0);
       t.equal(await s.db.prisma.oidcRecord.count(), 2);
     });
 
     t.test("a sweep at a later time deletes what has expired by then, never rows without expiry", async (t) => {
       const later = new Date(Date.now() + 2 * 3600 * 1000);
-      t.equal(await deleteExpiredOidcRecords(s.db.prisma, later), 1);
+      t.equal(await deleteExpiredOidcRecords(s.db, later), 1);
       t.equal(await s.count({ model: "RefreshToken", id: live.jti! }), 0);
       const farFuture = new Date("9999-12-31T00:00:00Z");
-      t.equal(await deleteExpiredOidcRecords(s.db.prisma, farFuture), 0);
+      t.equal(await deleteExpiredOidcRecords(s.db, farFuture), 0);
       t.strictSame(await s.adapter("Grant").find(forever.jti), forever);
     });
   });

@@ -83,7 +83,7 @@ t.test("clients create: a confidential client gets a secret stored sealed, never
     scope: "openid profile email offline_access",
     token_endpoint_auth_method: "client_secret_basic",
   });
-  const metadata = await createClientStore(db.prisma, ring).findMetadata(client_id);
+  const metadata = await createClientStore(db, ring).findMetadata(client_id);
   t.equal(metadata?.client_secret, client_secret, "oidc-provider sees the secret");
 });
 
@@ -127,7 +127,7 @@ t.test("clients list prints every client without secrets", async (t) => {
 
 t.test("users set-password changes the hash and revokes the user's sessions and grants", async (t) => {
   const user = await db.prisma.user.findUniqueOrThrow({ where: { email: "ada@example.com" } });
-  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring), storedIdsFor(ring));
+  const adapter = createAdapterFactory(db, createClientStore(db, ring), storedIdsFor(ring));
   await adapter("Session").upsert("s1", { accountId: user.id, uid: "u1" } as never, 3600);
   await adapter("Grant").upsert("g1", { accountId: user.id, clientId: "c1" } as never, 3600);
   await adapter("AccessToken").upsert("at1", { accountId: user.id, clientId: "c1", grantId: "g1" } as never, 3600);

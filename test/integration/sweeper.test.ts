@@ -35,7 +35,7 @@ function recordingLogger(): { log: FastifyBaseLogger; lines: LogLine[] } {
 async function addExpiredTokens(db: Database, count: number): Promise<string[]> {
   const ring = createMasterKeyRing([randomBytes(32)]);
   const storedIds = storedIdsFor(ring);
-  const adapter = createAdapterFactory(db.prisma, createClientStore(db.prisma, ring), storedIds)("AccessToken");
+  const adapter = createAdapterFactory(db, createClientStore(db, ring), storedIds)("AccessToken");
   const tokens = Array.from({ length: count }, () => randomBytes(9).toString("base64url"));
   for (const token of tokens) {
     await adapter.upsert(token, { kind: "AccessToken", jti: token, grantId: "g", accountId: "a", clientId: "c" }, 60);

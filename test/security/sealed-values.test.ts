@@ -27,11 +27,11 @@ t.test("a client secret copied onto another client's row does not authenticate t
   t.not(res.status, 200, `client B with A's secret is refused (${res.status} ${JSON.stringify(res.json)})`);
   t.notOk(res.json.access_token, "no token is issued");
   await t.rejects(
-    createClientStore(prisma, running.ring).findMetadata(b.client_id),
+    createClientStore(running.db, running.ring).findMetadata(b.client_id),
     { code: "master_key_error", message: new RegExp(`Client/${a.client_id}/client_secret.*Client/${b.client_id}/client_secret`) },
     "unsealing B's secret fails, naming both rows",
   );
-  t.ok(await createClientStore(prisma, running.ring).findMetadata(a.client_id), "A's own row still opens");
+  t.ok(await createClientStore(running.db, running.ring).findMetadata(a.client_id), "A's own row still opens");
 });
 
 t.test("a private key copied onto another signing key's row does not load", async (t) => {
