@@ -1,6 +1,6 @@
 /** Queries on the Client table (OAuth clients, owned by the CLI and the admin API). */
 import type { Database, Tx } from "./database.ts";
-import { sql } from "./sql.ts";
+import { toBool, toJson } from "./sql.ts";
 
 export interface ClientRow {
   id: string;
@@ -19,19 +19,15 @@ export async function insertClient(
   return tx.client.create({ data: client });
 }
 
-/** The columns oidc-provider needs of a client, by id (SQL: every token request may run it). */
+/** The columns oidc-provider needs of a client, by id (every token request may run it: db.sql). */
 export async function findClientById(db: Database, id: string): Promise<Pick<ClientRow, "id" | "secretEncrypted" | "metadata" | "firstParty"> | null> {
-  const rows = await db.prisma.$queryRaw<{ id: string; secretEncrypted: string | null; metadata: unknown; firstParty: unknown }[]>(
-    sql`SELECT "id", "secretEncrypted", "metadata", "firstParty" FROM "Client" WHERE "id" = ${id}`,
-  );
-  const row = rows[0];
+  const [row] = await db.sql.query(`SELECT "id", "secretEncrypted", "metadata", "firstParty" FROM "Client" WHERE "id" = ?`, [id]);
   if (!row) return null;
-  // SQLite hands JSON columns and booleans back as text and integers.
   return {
-    id: row.id,
-    secretEncrypted: row.secretEncrypted,
-    metadata: typeof row.metadata === "string" ? JSON.parse(row.metadata) : row.metadata,
-    firstParty: row.firstParty === true || row.firstParty === 1 || row.firstParty === 1n,
+    id: row.id as string,
+    secretEncrypted: (row.secretEncrypted as string | null) ?? null,
+    metadata: toJson(row.metadata),
+    firstParty: toBool(row.firstParty),
   };
 }
 

@@ -4,10 +4,12 @@
  * generated from the same data model (prisma/models.prisma), so the rest of the
  * code sees one typed client whatever the provider.
  */
+import { createHash } from "node:crypto";
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { PrismaClient } from "./generated/sqlite/client.ts";
 import type { DerivedKey } from "../crypto/master-keys.ts";
+import { numbered } from "./sql.ts";
 
 export type DatabaseProvider = "sqlite" | "postgresql";
 export type { PrismaClient };
@@ -25,6 +27,12 @@ export interface Database {
    * statements per request).
    */
   statements(): number;
+  /**
+   * Hand-written SQL sent straight to Prisma's driver adapter, on Prisma's
+   * own connection (SQLite) or pool (PostgreSQL): for the few statements on
+   * every token request (see sql.ts). Everything else goes through `prisma`.
+   */
+  readonly sql: SqlDriver;
   /**
    * The key that chains new audit events (an HMAC key derived from the newest
    * master key); undefined for a process that only migrates or reads.
@@ -99,19 +107,31 @@ const sqlitePragmas = ["journal_mode = WAL", "synchronous = NORMAL", "temp_store
  */
 export const defaultPoolSize = 10;
 
+/** A value bound to a `?` placeholder. */
+export type SqlValue = string | number | boolean | Date | null;
+
+/** A row, by column name; dates as the driver returns them (see sql.ts, toDate). */
+export type SqlRow = Record<string, unknown>;
+
+export interface SqlDriver {
+  /** Runs a SELECT (or a statement with RETURNING) and returns its rows. */
+  query(sql: string, args: readonly SqlValue[]): Promise<SqlRow[]>;
+  /** Runs an INSERT, UPDATE or DELETE and returns how many rows it changed. */
+  execute(sql: string, args: readonly SqlValue[]): Promise<number>;
+}
+
 export interface OpenOptions {
   /** PostgreSQL connections (DATABASE_POOL_SIZE). */
   poolSize?: number;
   /** Called with the SQL of every query (to count queries on hot paths). */
-  onQuery?: (sql: string) => void;
+  onQuery?: (sql: string, args: readonly unknown[]) => void;
   /** See Database.auditKey. */
   auditKey?: DerivedKey;
 }
 
 /** Opens a Prisma client for `url` through the matching driver adapter. */
 export async function openDatabase(url: string, provider: DatabaseProvider, options: OpenOptions = {}): Promise<Database> {
-  const log = options.onQuery ? ([{ emit: "event", level: "query" }] as const) : undefined;
-  const counter = { statements: 0 };
+  const counter: StatementCounter = { statements: 0, adapter: undefined, prepared: new Map(), onQuery: options.onQuery };
   let prisma: PrismaClient;
   if (provider === "sqlite") {
     const path = sqlitePath(url);
@@ -120,18 +140,22 @@ export async function openDatabase(url: string, provider: DatabaseProvider, opti
     const { PrismaClient } = await import("./generated/sqlite/client.ts");
     // timeout: how long a writer waits for SQLite's lock (busy_timeout), in ms.
     const adapter = countStatements(new PrismaBetterSQLite3({ url: path, timeout: 10_000 }), counter);
-    prisma = new PrismaClient({ adapter, log: log as never });
+    prisma = new PrismaClient({ adapter });
   } else {
     const { PrismaPg } = await import("@prisma/adapter-pg");
     const { PrismaClient } = await import("./generated/postgresql/client.ts");
-    const adapter = countStatements(new PrismaPg({ connectionString: url, max: options.poolSize ?? defaultPoolSize }), counter);
+    // db.sql's statements are named (prepared): each connection parses and
+    // plans one once, then only binds and executes it (PostgreSQL's extended
+    // protocol). Prisma's own stay unnamed: their texts vary without bound.
+    const pg = new PrismaPg(
+      { connectionString: url, max: options.poolSize ?? defaultPoolSize },
+      // pg sends a query without a name (undefined) as an unnamed statement.
+      { statementNameGenerator: ((query: { sql: string }) => counter.prepared.get(query.sql)) as (query: { sql: string }) => string },
+    );
+    const adapter = countStatements(pg, counter);
     // Both generated clients have the same models and methods: only the SQL
     // dialect inside differs, so one type serves both.
-    prisma = new PrismaClient({ adapter, log: log as never }) as unknown as PrismaClient;
-  }
-  if (options.onQuery) {
-    const onQuery = options.onQuery;
-    (prisma.$on as (event: "query", cb: (e: { query: string }) => void) => void)("query", (e) => onQuery(e.query));
+    prisma = new PrismaClient({ adapter }) as unknown as PrismaClient;
   }
   await prisma.$connect();
   if (provider === "sqlite") {
@@ -143,6 +167,7 @@ export async function openDatabase(url: string, provider: DatabaseProvider, opti
     provider,
     url,
     statements: () => counter.statements,
+    sql: driverOf(counter, provider),
     auditKey: options.auditKey,
     async ping() {
       await prisma.$queryRawUnsafe("SELECT 1");
@@ -158,12 +183,131 @@ interface AdapterFactory {
   connect(): Promise<object>;
 }
 
+/** What a connected driver adapter offers (@prisma/driver-adapter-utils, SqlQueryable). */
+interface DriverAdapter {
+  queryRaw(query: DriverQuery): Promise<{ columnNames: string[]; rows: unknown[][] }>;
+  executeRaw(query: DriverQuery): Promise<number>;
+}
+
+interface DriverQuery {
+  sql: string;
+  args: SqlValue[];
+  argTypes: { scalarType: string; arity: "scalar" }[];
+}
+
+interface StatementCounter {
+  statements: number;
+  /** The adapter Prisma connected (counted), once it has. */
+  adapter: DriverAdapter | undefined;
+  /** PostgreSQL: the prepared statement name of each text db.sql sends. */
+  prepared: Map<string, string>;
+  onQuery: OpenOptions["onQuery"];
+}
+
+/** A short, stable name per SQL text for PostgreSQL's prepared statements. */
+function statementName(sql: string): string {
+  return `g_${createHash("sha256").update(sql).digest("base64url").slice(0, 22)}`;
+}
+
+function argTypeOf(value: SqlValue): DriverQuery["argTypes"][number] {
+  const scalarType = value instanceof Date ? "datetime" : typeof value === "number" ? "float" : typeof value === "boolean" ? "boolean" : "string";
+  return { scalarType, arity: "scalar" };
+}
+
+/**
+ * db.sql: statements written with `?` placeholders, run on the connection
+ * that Prisma's driver adapter opened, without Prisma's query compiler,
+ * which costs more than the statement itself on the hot paths
+ * (docs/PERFORMANCE.md).
+ */
+function driverOf(counter: StatementCounter, provider: DatabaseProvider): SqlDriver {
+  const adapter = (): DriverAdapter => {
+    if (!counter.adapter) throw new Error("the database is not connected");
+    return counter.adapter;
+  };
+  return provider === "sqlite" ? sqliteDriver(counter, adapter) : postgresDriver(counter, adapter);
+}
+
+/** The better-sqlite3 statement API, as far as it is used here. */
+interface SqliteStatement {
+  all(...args: unknown[]): unknown[];
+  run(...args: unknown[]): { changes: number };
+}
+
+/** At most this many prepared statements are kept per connection (db.sql's texts are few). */
+const maxPreparedStatements = 500;
+
+/**
+ * SQLite: better-sqlite3 is synchronous and in-process, so the adapter adds
+ * only its argument mapping and a fresh `prepare` per call, which is most of
+ * a small statement's cost. Here each text is prepared once on the adapter's
+ * own connection (`client`) and values are bound as the adapter binds them
+ * (dates as ISO 8601 text with "+00:00", booleans as 0/1), so rows written
+ * either way read the same.
+ */
+function sqliteDriver(counter: StatementCounter, adapter: () => DriverAdapter): SqlDriver {
+  const statements = new Map<string, SqliteStatement>();
+  const prepare = (sql: string): SqliteStatement => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      const connection = (adapter() as unknown as { client: { prepare(sql: string): SqliteStatement } }).client;
+      statement = connection.prepare(sql);
+      if (statements.size >= maxPreparedStatements) statements.clear();
+      statements.set(sql, statement);
+    }
+    counter.statements += 1;
+    return statement;
+  };
+  const bind = (args: readonly SqlValue[]) =>
+    args.map((value) => (value instanceof Date ? value.toISOString().replace("Z", "+00:00") : typeof value === "boolean" ? Number(value) : value));
+  return {
+    async query(sql, args) {
+      counter.onQuery?.(sql, args);
+      return prepare(sql).all(...bind(args)) as SqlRow[];
+    },
+    async execute(sql, args) {
+      counter.onQuery?.(sql, args);
+      return prepare(sql).run(...bind(args)).changes;
+    },
+  };
+}
+
+/**
+ * PostgreSQL: through the adapter's pool, with `?` numbered $1, $2, ... once
+ * per text and each text a named (prepared) statement.
+ */
+function postgresDriver(counter: StatementCounter, adapter: () => DriverAdapter): SqlDriver {
+  const texts = new Map<string, string>();
+  const queryOf = (sql: string, args: readonly SqlValue[]): DriverQuery => {
+    let text = texts.get(sql);
+    if (text === undefined) {
+      text = numbered(sql);
+      texts.set(sql, text);
+      counter.prepared.set(text, statementName(text));
+    }
+    return { sql: text, args: [...args], argTypes: args.map(argTypeOf) };
+  };
+  return {
+    async query(sql, args) {
+      const { columnNames, rows } = await adapter().queryRaw(queryOf(sql, args));
+      return rows.map((row) => {
+        const object: SqlRow = {};
+        for (let i = 0; i < columnNames.length; i++) object[columnNames[i]!] = row[i];
+        return object;
+      });
+    },
+    execute(sql, args) {
+      return adapter().executeRaw(queryOf(sql, args));
+    },
+  };
+}
+
 /**
  * Wraps a driver adapter factory so that every statement its connections
  * send is counted: queries, and BEGIN, COMMIT and ROLLBACK of transactions.
  * Methods are called on the adapter itself (its classes use private fields).
  */
-function countStatements<F extends AdapterFactory>(factory: F, counter: { statements: number }): F {
+function countStatements<F extends AdapterFactory>(factory: F, counter: StatementCounter): F {
   const counted = new Set(["queryRaw", "executeRaw", "executeScript"]);
   const wrap = <T extends object>(target: T): T =>
     new Proxy(target, {
@@ -173,12 +317,18 @@ function countStatements<F extends AdapterFactory>(factory: F, counter: { statem
         if (property === "startTransaction") {
           return async (...args: unknown[]) => {
             counter.statements += 1;
+            counter.onQuery?.("BEGIN", []);
             return wrap(await (value as (...a: unknown[]) => Promise<object>).apply(object, args));
           };
         }
         if (counted.has(property as string)) {
           return (...args: unknown[]) => {
             counter.statements += 1;
+            if (counter.onQuery) {
+              const query = args[0] as DriverQuery | string;
+              if (typeof query === "string") counter.onQuery(query, []);
+              else counter.onQuery(query.sql, query.args);
+            }
             return (value as (...a: unknown[]) => unknown).apply(object, args);
           };
         }
@@ -188,8 +338,12 @@ function countStatements<F extends AdapterFactory>(factory: F, counter: { statem
   return new Proxy(factory, {
     get(object, property) {
       const value = Reflect.get(object, property, object) as unknown;
-      if (property === "connect" || property === "connectToShadowDb") {
-        return async (...args: unknown[]) => wrap(await (value as (...a: unknown[]) => Promise<object>).apply(object, args));
+      if (property === "connect") {
+        return async (...args: unknown[]) => {
+          const adapter = wrap(await (value as (...a: unknown[]) => Promise<object>).apply(object, args));
+          counter.adapter = adapter as unknown as DriverAdapter;
+          return adapter;
+        };
       }
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(object) : value;
     },

@@ -7,14 +7,15 @@
  * keyed hash, which has one form per master key (see crypto/stored-ids.ts).
  *
  * Every request to the token, userinfo and introspection endpoints runs
- * these, so they are written as SQL through Prisma's `$queryRaw` and
- * `$executeRaw` (one statement each, no implicit transaction, nothing read
- * back that is not used) rather than through its query builder, which costs
- * several times more per statement (docs/PERFORMANCE.md). The SQL is the
- * common subset of SQLite and PostgreSQL; Prisma binds the parameters.
+ * these, so they are hand-written SQL sent through `db.sql`, straight to
+ * Prisma's driver adapter (one statement each, no implicit transaction,
+ * nothing read back that is not used), rather than through Prisma's query
+ * builder or its `$queryRaw`, which cost several times more than the
+ * statement itself (docs/PERFORMANCE.md). The SQL is the common subset of
+ * SQLite and PostgreSQL.
  */
 import type { Database } from "./database.ts";
-import { join, sql } from "./sql.ts";
+import { numbered, placeholders, toDate } from "./sql.ts";
 
 export type OidcPayload = Record<string, unknown>;
 
@@ -39,30 +40,54 @@ function str(value: unknown): string | null {
  * Inserts or replaces a row. A replaced row keeps its createdAt and, like
  * oidc-provider's own adapters, takes everything else from the new payload.
  */
+const upsertSql = `
+  INSERT INTO "OidcRecord" ("model", "id", "payload", "grantId", "uid", "userCode", "accountId", "clientId", "expiresAt", "consumedAt", "createdAt")
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT ("model", "id") DO UPDATE SET
+    "payload" = excluded."payload", "grantId" = excluded."grantId", "uid" = excluded."uid", "userCode" = excluded."userCode",
+    "accountId" = excluded."accountId", "clientId" = excluded."clientId", "expiresAt" = excluded."expiresAt",
+    "consumedAt" = excluded."consumedAt"`;
+
+/**
+ * Inserts or replaces a row. A replaced row keeps its createdAt and, like
+ * oidc-provider's own adapters, takes everything else from the new payload.
+ */
 export async function upsertOidcRecord(db: Database, record: OidcRecordInput): Promise<void> {
   const { payload } = record;
   const consumedAt = typeof payload.consumed === "number" ? new Date(payload.consumed * 1000) : null;
   const userCode = record.userCode !== undefined ? record.userCode : str(payload.userCode);
-  const upsert = sql`
-    INSERT INTO "OidcRecord" ("model", "id", "payload", "grantId", "uid", "userCode", "accountId", "clientId", "expiresAt", "consumedAt", "createdAt")
-    VALUES (${record.model}, ${record.id}, ${JSON.stringify(payload)}, ${str(payload.grantId)}, ${str(payload.uid)}, ${userCode},
-            ${str(payload.accountId)}, ${str(payload.clientId)}, ${record.expiresAt}, ${consumedAt}, ${new Date()})
-    ON CONFLICT ("model", "id") DO UPDATE SET
-      "payload" = excluded."payload", "grantId" = excluded."grantId", "uid" = excluded."uid", "userCode" = excluded."userCode",
-      "accountId" = excluded."accountId", "clientId" = excluded."clientId", "expiresAt" = excluded."expiresAt",
-      "consumedAt" = excluded."consumedAt"`;
+  const args = [
+    record.model,
+    record.id,
+    JSON.stringify(payload),
+    str(payload.grantId),
+    str(payload.uid),
+    userCode,
+    str(payload.accountId),
+    str(payload.clientId),
+    record.expiresAt,
+    consumedAt,
+    new Date(),
+  ];
   if (!record.replaces?.length) {
-    await db.prisma.$executeRaw(upsert);
+    await db.sql.execute(upsertSql, args);
     return;
   }
-  // One transaction: a reader sees the row under its old id or its new one, never neither.
+  // One transaction: a reader sees the row under its old id or its new one,
+  // never neither. Rare (a credential first stored under an older master
+  // key), so through Prisma, which runs the transaction.
+  const older = [...record.replaces];
   await db.prisma.$transaction([
-    db.prisma.$executeRaw`DELETE FROM "OidcRecord" WHERE "model" = ${record.model} AND "id" IN (${join(record.replaces)})`,
-    db.prisma.$executeRaw(upsert),
+    db.prisma.oidcRecord.deleteMany({ where: { model: record.model, id: { in: older } } }),
+    db.prisma.$executeRawUnsafe(db.provider === "sqlite" ? upsertSql : numbered(upsertSql), ...args),
   ]);
 }
 
 type Row = { payload: string; expiresAt: Date | null; consumedAt: Date | null };
+
+function rowOf(row: Record<string, unknown> | undefined): Row | undefined {
+  return row && { payload: row.payload as string, expiresAt: toDate(row.expiresAt), consumedAt: toDate(row.consumedAt) };
+}
 
 /**
  * The payload of a row that has not expired. consume() only sets the
@@ -82,24 +107,29 @@ function live(row: Row | undefined, consumedGraceMs = 0, now = Date.now()): Oidc
  * (REFRESH_REUSE_GRACE).
  */
 export async function findOidcRecord(db: Database, model: string, ids: readonly string[], consumedGraceMs = 0): Promise<OidcPayload | undefined> {
-  const rows = await db.prisma.$queryRaw<Row[]>`
-    SELECT "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE "model" = ${model} AND "id" IN (${join(ids)}) LIMIT 1`;
-  return live(rows[0], consumedGraceMs);
+  const rows = await db.sql.query(
+    `SELECT "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE "model" = ? AND "id" IN (${placeholders(ids)}) LIMIT 1`,
+    [model, ...ids],
+  );
+  return live(rowOf(rows[0]), consumedGraceMs);
 }
 
 export async function findOidcRecordByUid(db: Database, model: string, uid: string): Promise<OidcPayload | undefined> {
-  const rows = await db.prisma.$queryRaw<Row[]>`
-    SELECT "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE "model" = ${model} AND "uid" = ${uid}
-    ORDER BY "createdAt" DESC LIMIT 1`;
-  return live(rows[0]);
+  const rows = await db.sql.query(
+    `SELECT "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE "model" = ? AND "uid" = ? ORDER BY "createdAt" DESC LIMIT 1`,
+    [model, uid],
+  );
+  return live(rowOf(rows[0]));
 }
 
 /** Finds the newest live row whose stored user code is one of `userCodes`. */
 export async function findOidcRecordByUserCode(db: Database, model: string, userCodes: readonly string[]): Promise<OidcPayload | undefined> {
-  const rows = await db.prisma.$queryRaw<Row[]>`
-    SELECT "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE "model" = ${model} AND "userCode" IN (${join(userCodes)})
-    ORDER BY "createdAt" DESC LIMIT 1`;
-  return live(rows[0]);
+  const rows = await db.sql.query(
+    `SELECT "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE "model" = ? AND "userCode" IN (${placeholders(userCodes)})
+     ORDER BY "createdAt" DESC LIMIT 1`,
+    [model, ...userCodes],
+  );
+  return live(rowOf(rows[0]));
 }
 
 export type ConsumeOutcome =
@@ -116,21 +146,26 @@ export type ConsumeOutcome =
  * WHERE clause is the whole check.
  */
 export async function consumeOidcRecord(db: Database, model: string, ids: readonly string[]): Promise<ConsumeOutcome> {
-  const count = await db.prisma.$executeRaw`
-    UPDATE "OidcRecord" SET "consumedAt" = ${new Date()} WHERE "model" = ${model} AND "id" IN (${join(ids)}) AND "consumedAt" IS NULL`;
+  const count = await db.sql.execute(
+    `UPDATE "OidcRecord" SET "consumedAt" = ? WHERE "model" = ? AND "id" IN (${placeholders(ids)}) AND "consumedAt" IS NULL`,
+    [new Date(), model, ...ids],
+  );
   if (count > 0) return { consumed: true };
-  const rows = await db.prisma.$queryRaw<{ consumedAt: Date | null; grantId: string | null }[]>`
-    SELECT "consumedAt", "grantId" FROM "OidcRecord" WHERE "model" = ${model} AND "id" IN (${join(ids)}) LIMIT 1`;
-  return { consumed: false, row: rows[0] ?? null };
+  const rows = await db.sql.query(`SELECT "consumedAt", "grantId" FROM "OidcRecord" WHERE "model" = ? AND "id" IN (${placeholders(ids)}) LIMIT 1`, [
+    model,
+    ...ids,
+  ]);
+  const row = rows[0];
+  return { consumed: false, row: row ? { consumedAt: toDate(row.consumedAt), grantId: (row.grantId as string | null) ?? null } : null };
 }
 
 export async function deleteOidcRecord(db: Database, model: string, ids: readonly string[]): Promise<void> {
-  await db.prisma.$executeRaw`DELETE FROM "OidcRecord" WHERE "model" = ${model} AND "id" IN (${join(ids)})`;
+  await db.sql.execute(`DELETE FROM "OidcRecord" WHERE "model" = ? AND "id" IN (${placeholders(ids)})`, [model, ...ids]);
 }
 
 /** Deletes one model's rows issued under a grant: one indexed delete. */
 export async function deleteOidcRecordsByGrant(db: Database, model: string, grantId: string): Promise<number> {
-  return db.prisma.$executeRaw`DELETE FROM "OidcRecord" WHERE "grantId" = ${grantId} AND "model" = ${model}`;
+  return db.sql.execute(`DELETE FROM "OidcRecord" WHERE "grantId" = ? AND "model" = ?`, [grantId, model]);
 }
 
 /**
@@ -138,7 +173,7 @@ export async function deleteOidcRecordsByGrant(db: Database, model: string, gran
  * Grant row itself, in one statement.
  */
 export async function deleteOidcGrant(db: Database, grantId: string): Promise<void> {
-  await db.prisma.$executeRaw`DELETE FROM "OidcRecord" WHERE "grantId" = ${grantId} OR ("model" = 'Grant' AND "id" = ${grantId})`;
+  await db.sql.execute(`DELETE FROM "OidcRecord" WHERE "grantId" = ? OR ("model" = 'Grant' AND "id" = ?)`, [grantId, grantId]);
 }
 
 /** Deletes every row whose expiry has passed; returns how many. */

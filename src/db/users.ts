@@ -1,6 +1,6 @@
 /** Queries on the User table. Emails are stored lower-cased (see prisma/models.prisma). */
 import type { Database, Tx } from "./database.ts";
-import { sql } from "./sql.ts";
+import { toBool } from "./sql.ts";
 
 export interface UserRow {
   id: string;
@@ -65,10 +65,7 @@ export interface AccountClaimsRow {
 }
 
 export async function findAccountClaims(db: Database, id: string): Promise<AccountClaimsRow | null> {
-  const rows = await db.prisma.$queryRaw<(Omit<AccountClaimsRow, "disabled"> & { disabled: unknown })[]>(
-    sql`SELECT "id", "email", "name", "role", "disabled" FROM "User" WHERE "id" = ${id}`,
-  );
-  const row = rows[0];
-  // SQLite hands booleans back as integers.
-  return row ? { ...row, disabled: row.disabled === true || row.disabled === 1 || row.disabled === 1n } : null;
+  const [row] = await db.sql.query(`SELECT "id", "email", "name", "role", "disabled" FROM "User" WHERE "id" = ?`, [id]);
+  if (!row) return null;
+  return { id: row.id as string, email: row.email as string, name: (row.name as string | null) ?? null, role: row.role as string, disabled: toBool(row.disabled) };
 }

@@ -45,7 +45,10 @@ export const issuerHeadersPlugin = fp(
 /**
  * Headers for the provider's responses, set before it writes them. Its HTML
  * pages (logout, errors) are ours and use no script; oidc-provider adds the
- * hash of its own inline form_post script to script-src itself.
+ * hash of its own inline form_post script to script-src itself. These routes
+ * skip helmet (`helmet: false`): it would compute a CSP with fresh nonces for
+ * every response, JSON included, and the provider's responses would not use
+ * them; a fixed set of headers does the same work once.
  */
 const providerHeaders: Record<string, string> = {
   "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
@@ -90,8 +93,8 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
 
   // Anonymous endpoints that write rows: each authorization request stores an
   // Interaction, each pushed authorization request (RFC 9126) a row of its own.
-  app.route({ method: ["GET", "POST"], url: "/auth", onRequest: perIp("auth", config.authRateLimitPerIp), handler: handle });
-  app.route({ method: "POST", url: "/request", onRequest: perIp("par", config.authRateLimitPerIp), handler: handle });
+  app.route({ method: ["GET", "POST"], url: "/auth", helmet: false, onRequest: perIp("auth", config.authRateLimitPerIp), handler: handle });
+  app.route({ method: "POST", url: "/request", helmet: false, onRequest: perIp("par", config.authRateLimitPerIp), handler: handle });
 
   // Per-IP and per-client limits on the endpoints that authenticate clients
   // or answer about tokens. Every request counts against its address. Only a
@@ -123,6 +126,7 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
     app.route({
       method: "POST",
       url,
+      helmet: false,
       onRequest: [tokenPerIp, checkClientBudget],
       handler: (request, reply) => handle(request, reply, () => countAuthenticatedClient(request)),
     });
@@ -133,10 +137,10 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
   // minutes) has it long before then. oidc-provider sets no Cache-Control on
   // its jwks response, so this header is the one that goes out.
   const jwksCacheControl = `public, max-age=${jwksMaxAge(config.keyPublishAhead)}`;
-  app.get("/jwks", (request, reply) => {
+  app.get("/jwks", { helmet: false }, (request, reply) => {
     reply.raw.setHeader("cache-control", jwksCacheControl);
     handle(request, reply);
   });
 
-  app.all("/*", handle);
+  app.all("/*", { helmet: false }, handle);
 }
