@@ -87,7 +87,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   const keySet = await loadKeySet(db, ring);
   if (keySet.keys.length === 0) throw new Error("no signing keys in the database: start the server (it creates them) before building the app");
   const clients = await createCachedClientStore(db, ring, (message, err) => app.log.warn({ err }, message));
-  const metrics = createMetrics();
+  const metrics = createMetrics(() => db.statements());
   const storedIds = storedIdsFor(ring);
   const cookieKeys = cookieKeysFor(config, ring);
   // Every provider, the first and each one swapped in when the key set

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics (README, "Production"): requests by route and status, their
  * durations, sign-ins by outcome, tokens issued by grant type, and refresh
- * token reuse. One registry per app, so tests can build several apps.
+ * token reuse, and SQL statements sent. One registry per app, so tests can build several apps.
  */
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
@@ -15,9 +15,21 @@ export interface Metrics {
   clientAuthFailures: Counter<"endpoint">;
 }
 
-export function createMetrics(): Metrics {
+/** `statements`: the database's statement count (Database.statements), exported as gatehouse_db_statements_total. */
+export function createMetrics(statements?: () => number): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "gatehouse_process_" });
+  if (statements) {
+    new Counter({
+      name: "gatehouse_db_statements_total",
+      help: "SQL statements sent to the database, transaction control included",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(statements());
+      },
+    });
+  }
   return {
     registry,
     requests: new Counter({

@@ -30,5 +30,12 @@ t.test("every benchmark scenario answers on Gatehouse and on the baseline", asyn
       t.equal(run.errors, 0, `${result.scenario} on ${server}: no errors${run.firstError ? ` (${run.firstError})` : ""}`);
     }
   }
+  // Statements per request, from Gatehouse's own counter: none for the
+  // static documents, at least one row written per token issued.
+  const statements = new Map(report.results.map((r) => [r.scenario, r.statementsPerIteration]));
+  t.equal(statements.get("discovery"), 0, "discovery reads nothing from the database");
+  t.equal(statements.get("jwks"), 0, "nor does the JWKS");
+  t.ok((statements.get("client_credentials") ?? 0) >= 1, `client_credentials writes its token (${statements.get("client_credentials")} statements)`);
+  t.ok((statements.get("refresh") ?? 0) >= 3, `refresh reads and writes (${statements.get("refresh")} statements)`);
   t.ok(report.memoryKiB.gatehouse.atEnd === undefined || report.memoryKiB.gatehouse.atEnd > 0, "resident memory read (Linux)");
 });
