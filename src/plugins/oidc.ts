@@ -57,6 +57,64 @@ const providerHeaders: Record<string, string> = {
   "x-frame-options": "DENY",
 };
 
+/** A response of the provider's kept to be sent again: everything but per-request headers. */
+interface KeptResponse {
+  headers: [string, string | number | string[]][];
+  body: Buffer;
+}
+
+/** Headers that belong to one response, never to a kept copy. */
+const perResponseHeaders = new Set(["date", "connection", "keep-alive", "x-request-id", "access-control-allow-origin", "transfer-encoding"]);
+
+/**
+ * Discovery and the JWKS are the same bytes for every GET until the provider
+ * is replaced (a key set change builds a new one, oidc/provider-host.ts):
+ * the provider's first successful answer is kept per provider instance and
+ * sent again as it is, with what varies per request set afresh: the request
+ * id, and Access-Control-Allow-Origin, which oidc-provider's CORS handling
+ * sets to the request's Origin or "*" (lib/shared/cors.js). Building the
+ * document anew for each request was about half of a request's cost. Any
+ * other method (a CORS preflight, a POST) goes to the provider.
+ */
+function keptDocuments(
+  host: AppContext["host"],
+  handle: (request: FastifyRequest, reply: FastifyReply) => void,
+  count: (request: FastifyRequest, status: number) => void,
+) {
+  const kept = new WeakMap<object, Map<string, KeptResponse>>();
+  return (request: FastifyRequest, reply: FastifyReply) => {
+    const provider = host.provider;
+    const path = request.routeOptions.url!;
+    const copy = kept.get(provider)?.get(path);
+    if (!copy) {
+      // Let the provider answer, and keep its answer if it is a plain 200.
+      const res = reply.raw;
+      const end = res.end;
+      res.end = function (this: typeof res, chunk?: unknown, ...rest: unknown[]) {
+        if (res.statusCode === 200 && request.method === "GET" && (typeof chunk === "string" || Buffer.isBuffer(chunk))) {
+          const headers = Object.entries(res.getHeaders())
+            .filter(([name, value]) => value !== undefined && !perResponseHeaders.has(name))
+            .map(([name, value]) => [name, value] as KeptResponse["headers"][number]);
+          let byPath = kept.get(provider);
+          if (!byPath) kept.set(provider, (byPath = new Map()));
+          byPath.set(path, { headers, body: Buffer.from(chunk) });
+        }
+        return (end as (...a: unknown[]) => typeof res).call(this, chunk, ...rest);
+      } as typeof res.end;
+      handle(request, reply);
+      return;
+    }
+    reply.hijack();
+    const res = reply.raw;
+    for (const [name, value] of copy.headers) res.setHeader(name, value);
+    res.setHeader("x-request-id", request.id);
+    res.setHeader("access-control-allow-origin", request.headers.origin || "*");
+    res.on("finish", () => count(request, res.statusCode));
+    res.writeHead(200);
+    res.end(request.method === "HEAD" ? undefined : copy.body);
+  };
+}
+
 /** The client_id that an HTTP Basic client authentication claims, if any: unauthenticated. */
 function basicClientId(authorization: string | undefined): string | undefined {
   if (!authorization?.startsWith("Basic ")) return undefined;
@@ -82,11 +140,13 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
     res.setHeader("x-request-id", request.id);
     for (const [name, value] of Object.entries(providerHeaders)) res.setHeader(name, value);
     res.on("finish", () => {
-      metrics.requests.inc({ method: request.method, route: "oidc", status: String(res.statusCode) });
+      countResponse(request, res.statusCode);
       onFinish?.();
     });
     host.callback(request.raw, res);
   };
+  const countResponse = (request: FastifyRequest, status: number) => metrics.requests.inc({ method: request.method, route: "oidc", status: String(status) });
+  const documents = keptDocuments(host, handle, countResponse);
 
   // Limits per minute (plugins/rate-limit.ts, registered by app.ts).
   const perIp = (name: string, max: number) => perAddressLimit(app, name, max);
@@ -139,8 +199,9 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
   const jwksCacheControl = `public, max-age=${jwksMaxAge(config.keyPublishAhead)}`;
   app.get("/jwks", { helmet: false }, (request, reply) => {
     reply.raw.setHeader("cache-control", jwksCacheControl);
-    handle(request, reply);
+    documents(request, reply);
   });
+  app.get("/.well-known/openid-configuration", { helmet: false }, documents);
 
   app.all("/*", { helmet: false }, handle);
 }
