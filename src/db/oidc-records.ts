@@ -114,6 +114,39 @@ export async function findOidcRecord(db: Database, model: string, ids: readonly 
   return live(rowOf(rows[0]), consumedGraceMs);
 }
 
+/** A row as stored, for callers that pick among several (findOidcRecordsWithGrant). */
+export interface StoredRecord {
+  model: string;
+  id: string;
+  grantId: string | null;
+  row: Row;
+}
+
+/**
+ * In one statement: the rows of any of `models` stored under one of `ids`
+ * (a token value is stored under the same keyed hash whatever its model),
+ * and the Grant row each of them names. oidc-provider reads a token and then
+ * its grant (which must still exist: revocation deletes it); reading both at
+ * once saves a round trip on every token, userinfo and introspection
+ * request. Both come from the same snapshot of the database.
+ */
+export async function findOidcRecordsWithGrant(db: Database, models: readonly string[], ids: readonly string[]): Promise<StoredRecord[]> {
+  const tokens = `"model" IN (${placeholders(models)}) AND "id" IN (${placeholders(ids)})`;
+  const rows = await db.sql.query(
+    `SELECT "model", "id", "grantId", "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE ${tokens}
+     UNION ALL
+     SELECT "model", "id", "grantId", "payload", "expiresAt", "consumedAt" FROM "OidcRecord"
+     WHERE "model" = 'Grant' AND "id" IN (SELECT "grantId" FROM "OidcRecord" WHERE ${tokens} AND "grantId" IS NOT NULL)`,
+    [...models, ...ids, ...models, ...ids],
+  );
+  return rows.map((row) => ({ model: row.model as string, id: row.id as string, grantId: (row.grantId as string | null) ?? null, row: rowOf(row)! }));
+}
+
+/** The payload of a stored row, if it is live (see findOidcRecord). */
+export function livePayload(record: StoredRecord | undefined, consumedGraceMs = 0): OidcPayload | undefined {
+  return live(record?.row, consumedGraceMs);
+}
+
 export async function findOidcRecordByUid(db: Database, model: string, uid: string): Promise<OidcPayload | undefined> {
   const rows = await db.sql.query(
     `SELECT "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE "model" = ? AND "uid" = ? ORDER BY "createdAt" DESC LIMIT 1`,

@@ -20,8 +20,12 @@ import {
   findOidcRecord,
   findOidcRecordByUid,
   findOidcRecordByUserCode,
+  findOidcRecordsWithGrant,
+  livePayload,
   upsertOidcRecord,
+  type StoredRecord,
 } from "../db/oidc-records.ts";
+import { requestReads } from "./request-scope.ts";
 import type { ClientStore } from "./client-store.ts";
 import type { StoredIds } from "../crypto/stored-ids.ts";
 import { idByUserCode, protectPayload, revealPayload, storesHashedId } from "./stored-payloads.ts";
@@ -43,6 +47,20 @@ const reuseErrors: Record<string, { reused: () => Error; gone: () => Error }> = 
     gone: () => new errors.InvalidRequestUri("request_uri is invalid, expired, or was already used"),
   },
 };
+
+/**
+ * The tokens a request presents. Within one provider request they are looked
+ * up together with the Grant they name (findOidcRecordsWithGrant): the token
+ * endpoint reads a code or refresh token and then its grant, userinfo an
+ * access token and its grant, and introspection without a token_type_hint
+ * looks the value up as three models at once.
+ */
+const presentedTokens = ["AccessToken", "ClientCredentials", "RefreshToken", "AuthorizationCode"];
+const isPresentedToken = new Set(presentedTokens);
+
+/** Request-scope keys (request-scope.ts). */
+const tokenReadKey = (storedId: string) => `token:${storedId}`;
+const grantReadKey = (grantId: string) => `Grant:${grantId}`;
 
 function grantError(label: string, reuse: string) {
   return { reused: () => new errors.InvalidGrant(`${label} ${reuse}`), gone: () => new errors.InvalidGrant(`${label} not found`) };
@@ -67,7 +85,13 @@ class OidcRecordAdapter implements Adapter {
     return (payload && this.ids ? revealPayload(this.ids, id, payload) : payload) as AdapterPayload | undefined;
   }
 
+  /** The request has written: what it read may be stale. */
+  private forgetReads(): void {
+    requestReads()?.clear();
+  }
+
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    this.forgetReads();
     // No expiresIn means "no expiry"; a lifetime of 0 or less is already over.
     const expiresAt = typeof expiresIn === "number" ? new Date(Date.now() + expiresIn * 1000) : null;
     const { model, ids } = this;
@@ -88,7 +112,35 @@ class OidcRecordAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    const reads = requestReads();
+    if (reads && isPresentedToken.has(this.model)) return this.reveal(id, await this.findPresented(reads, id));
+    if (reads && this.model === "Grant") {
+      const read = reads.get(grantReadKey(id)) as Promise<StoredRecord | undefined> | undefined;
+      if (read) return livePayload(await read) as AdapterPayload | undefined;
+    }
     return this.reveal(id, await findOidcRecord(this.db, this.model, this.rowIds(id), this.consumedGraceMs));
+  }
+
+  /** A presented token, read with its grant once per request (see presentedTokens). */
+  private async findPresented(reads: NonNullable<ReturnType<typeof requestReads>>, id: string) {
+    const ids = this.rowIds(id);
+    const key = tokenReadKey(ids[0]!);
+    let read = reads.get(key) as Promise<StoredRecord[]> | undefined;
+    if (!read) {
+      read = findOidcRecordsWithGrant(this.db, presentedTokens, ids);
+      reads.set(key, read);
+      // What the Grant adapter will be asked next, found or not.
+      void read.then(
+        (records) => {
+          for (const token of records) {
+            if (token.model === "Grant" || !token.grantId || reads.has(grantReadKey(token.grantId))) continue;
+            reads.set(grantReadKey(token.grantId), Promise.resolve(records.find((r) => r.model === "Grant" && r.id === token.grantId)));
+          }
+        },
+        () => {},
+      );
+    }
+    return livePayload((await read).find((r) => r.model === this.model), this.consumedGraceMs);
   }
 
   /** oidc-provider looks Sessions up by uid; the session's id is not in the result (only its cookie holds it). */
@@ -112,6 +164,7 @@ class OidcRecordAdapter implements Adapter {
    * consumption, which is the retry that grace allows.
    */
   async consume(id: string): Promise<void> {
+    this.forgetReads();
     const outcome = await consumeOidcRecord(this.db, this.model, this.rowIds(id));
     if (outcome.consumed) return;
     const { row } = outcome;
@@ -124,10 +177,12 @@ class OidcRecordAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
+    this.forgetReads();
     await deleteOidcRecord(this.db, this.model, this.rowIds(id));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
+    this.forgetReads();
     // oidc-provider calls this once per model; each call deletes its own rows.
     await deleteOidcRecordsByGrant(this.db, this.model, grantId);
   }

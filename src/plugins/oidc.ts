@@ -10,6 +10,7 @@ import type { AppContext } from "../context.ts";
 import { perAddressLimit, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
 import { authenticatedClientOf } from "../oidc/provider.ts";
 import { jwksMaxAge } from "../oidc/keys.ts";
+import { runInRequestScope } from "../oidc/request-scope.ts";
 
 /**
  * Pins the headers that oidc-provider (koa, with its `proxy` flag on) and our
@@ -143,7 +144,7 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
       countResponse(request, res.statusCode);
       onFinish?.();
     });
-    host.callback(request.raw, res);
+    runInRequestScope(() => host.callback(request.raw, res));
   };
   const countResponse = (request: FastifyRequest, status: number) => metrics.requests.inc({ method: request.method, route: "oidc", status: String(status) });
   const documents = keptDocuments(host, handle, countResponse);
