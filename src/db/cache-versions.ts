@@ -5,9 +5,11 @@
  * CacheVersion on every write to a cached table, in the writer's transaction.
  *
  * - SQLite: every instance is a process on the same file. Each lookup reads
- *   the version row through a connection of its own (a prepared statement, a
- *   few microseconds, no Prisma round trip), so a write that has committed
- *   is seen by the next lookup of every process.
+ *   the version row (db.sql: one prepared statement on the process's own
+ *   connection, whose page cache stays warm), so a write that has committed
+ *   is seen by the next lookup of every process. The trigger sets a random
+ *   value, so a value read inside a transaction that then rolled back is
+ *   never current again.
  * - PostgreSQL: the trigger also sends `NOTIFY gatehouse_cache`, delivered
  *   to every listening session when the writer commits. Each instance keeps
  *   one connection listening and counts notifications; while that
@@ -22,14 +24,13 @@
  * its next use rather than served stale.
  */
 import type { Database } from "./database.ts";
-import { sqlitePath } from "./database.ts";
 
 export interface CacheVersion {
   /**
    * A token that changes whenever the table may have changed; undefined
    * when that cannot be known right now (do not use the cache).
    */
-  current(): string | undefined;
+  current(): Promise<string | undefined> | string | undefined;
   /** Marks a change made by this process (after its transaction committed). */
   bump(): void;
   close(): Promise<void>;
@@ -42,7 +43,7 @@ const channel = "gatehouse_cache";
 const watchers = new WeakMap<Database, Map<string, Set<CacheVersion>>>();
 
 export async function watchCacheVersion(db: Database, name: string, log?: (message: string, error?: unknown) => void): Promise<CacheVersion> {
-  const version = db.provider === "sqlite" ? await watchSqlite(db.url, name) : await watchPostgres(db.url, name, log);
+  const version = db.provider === "sqlite" ? watchSqlite(db, name) : await watchPostgres(db.url, name, log);
   let byName = watchers.get(db);
   if (!byName) watchers.set(db, (byName = new Map()));
   let set = byName.get(name);
@@ -67,24 +68,18 @@ export function noteChanged(db: Database, name: string): void {
   for (const version of watchers.get(db)?.get(name) ?? []) version.bump();
 }
 
-async function watchSqlite(url: string, name: string): Promise<CacheVersion> {
-  const { default: Sqlite } = await import("better-sqlite3");
-  const probe = new Sqlite(sqlitePath(url), { readonly: true, fileMustExist: true, timeout: 10_000 });
-  const read = probe.prepare(`SELECT "version" FROM "CacheVersion" WHERE "name" = ?`).pluck();
-  // The same process's writes are read back like anyone's; `local` only
-  // lets bump() take effect even before the row is visible.
+function watchSqlite(db: Database, name: string): CacheVersion {
+  // bump() takes effect even before another read of the row.
   let local = 0;
   return {
-    current() {
-      const version = read.get(name) as number | undefined;
-      return version === undefined ? undefined : `${version}.${local}`;
+    async current() {
+      const [row] = await db.sql.query(`SELECT "version" FROM "CacheVersion" WHERE "name" = ?`, [name]);
+      return row ? `${String(row.version)}.${local}` : undefined;
     },
     bump() {
       local += 1;
     },
-    async close() {
-      probe.close();
-    },
+    async close() {},
   };
 }
 

@@ -55,7 +55,7 @@ export async function createCachedClientStore(
   const entries = new Map<string, Record<string, unknown>>();
   return {
     async findMetadata(clientId) {
-      const now = version.current();
+      const now = await version.current();
       if (now !== cachedUnder) {
         entries.clear();
         cachedUnder = now;

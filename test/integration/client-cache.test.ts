@@ -60,13 +60,16 @@ for (const provider of providers(t)) {
     const cluster = await startCluster(t, provider);
     const [a, b] = cluster.instances as [Instance, Instance];
 
-    await t.test("a cached client costs one statement per client_credentials request: the token's INSERT", async (t) => {
+    // SQLite reads the version row per lookup; PostgreSQL is told of changes.
+    const versionReads = provider === "sqlite" ? 1 : 0;
+
+    await t.test("a cached client costs no Client SELECT: a client_credentials request is the token's INSERT", async (t) => {
       const client = await newClient(cluster);
       t.equal((await clientCredentials(b, client)).status, 200, "first request (fills the cache)");
       const before = b.db.statements();
       const res = await clientCredentials(b, client);
       t.equal(res.status, 200);
-      t.equal(b.db.statements() - before, 1, "no Client SELECT, no transaction");
+      t.equal(b.db.statements() - before, 1 + versionReads, `the INSERT${versionReads ? " and the version row" : ""}; no Client SELECT, no transaction`);
     });
 
     await t.test("a secret changed by SQL on another connection is used at once (the old one refused)", async (t) => {

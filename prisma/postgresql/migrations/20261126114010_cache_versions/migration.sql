@@ -1,7 +1,7 @@
 -- CreateTable
 CREATE TABLE "CacheVersion" (
     "name" TEXT NOT NULL,
-    "version" INTEGER NOT NULL DEFAULT 0,
+    "version" BIGINT NOT NULL DEFAULT 0,
 
     CONSTRAINT "CacheVersion_pkey" PRIMARY KEY ("name")
 );
