@@ -34,7 +34,7 @@ export interface BootstrapOptions {
 export async function bootstrap(config: Config, { migrate = true, ensureKeys = true, checkSealed = ensureKeys }: BootstrapOptions = {}): Promise<Runtime> {
   const migrated = migrate ? await migrateDatabase(config.databaseUrl, config.databaseProvider) : [];
   const ring = loadMasterKeyRing(config);
-  const db = await openDatabase(config.databaseUrl, config.databaseProvider, { auditKey: auditKeyOf(ring) });
+  const db = await openDatabase(config.databaseUrl, config.databaseProvider, { auditKey: auditKeyOf(ring), poolSize: config.databasePoolSize });
   try {
     if (checkSealed) {
       const unknown = await findValueSealedWithUnknownKey(db, ring);

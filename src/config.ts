@@ -45,6 +45,8 @@ export interface Config {
   readonly reauthMaxAge: number;
   /** Seconds between sweeps of expired rows. */
   readonly sweepInterval: number;
+  /** PostgreSQL connections per instance (DATABASE_POOL_SIZE). */
+  readonly databasePoolSize: number;
   /** Failed sign-ins allowed per account (and per account+IP) in a window. */
   readonly signInMaxFailures: number;
   /** Failed sign-ins allowed per IP in a window. */
@@ -116,6 +118,7 @@ export function loadConfig(env: Env = process.env): Config {
     issuer,
     databaseUrl,
     databaseProvider,
+    databasePoolSize: parseInteger("DATABASE_POOL_SIZE", read("DATABASE_POOL_SIZE"), 10, 1, 1000),
     keysDir: read("KEYS_DIR") ?? "./keys",
     cookieSecrets,
     masterKeys,

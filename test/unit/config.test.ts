@@ -33,6 +33,8 @@ t.test("the issuer defaults to the port and loses a trailing slash", async (t) =
 t.test("PostgreSQL is selected by its URL", async (t) => {
   const c = loadConfig({ DATABASE_URL: "postgresql://u:p@db:5432/gatehouse" });
   t.equal(c.databaseProvider, "postgresql");
+  t.equal(c.databasePoolSize, 10, "ten connections by default");
+  t.equal(loadConfig({ DATABASE_URL: "postgresql://u:p@db:5432/gatehouse", DATABASE_POOL_SIZE: "4" }).databasePoolSize, 4);
 });
 
 t.test("TRUST_PROXY takes true, false or the proxies' addresses", async (t) => {
@@ -52,6 +54,7 @@ t.test("durations", async (t) => {
 const invalid: [string, Record<string, string>, RegExp][] = [
   ["a non-numeric PORT", { PORT: "abc" }, /^invalid configuration: PORT must be an integer from 1 to 65535 \(got "abc"\)$/],
   ["a PORT out of range", { PORT: "70000" }, /PORT/],
+  ["a DATABASE_POOL_SIZE of 0", { DATABASE_POOL_SIZE: "0" }, /^invalid configuration: DATABASE_POOL_SIZE must be an integer from 1 to 1000/],
   ["a malformed DATABASE_URL", { DATABASE_URL: "mysql://x" }, /^invalid configuration: DATABASE_URL must be a file: \(SQLite\) or postgresql:\/\/ URL$/],
   ["a PostgreSQL URL without a database", { DATABASE_URL: "postgresql://user:hunter2@" }, /DATABASE_URL is not a valid/],
   ["an ISSUER that is not a URL", { ISSUER: "id.example.com" }, /ISSUER/],
