@@ -1,5 +1,5 @@
 /** Queries on the User table. Emails are stored lower-cased (see prisma/models.prisma). */
-import type { Tx } from "./database.ts";
+import { clientOf, type Queryable } from "./transaction.ts";
 
 export interface UserRow {
   id: string;
@@ -21,21 +21,27 @@ export interface NewUser {
 }
 
 /** Inserts a user; a taken email throws Prisma's P2002 (see isUniqueViolation). */
-export async function insertUser(tx: Tx, user: NewUser): Promise<UserRow> {
-  return tx.user.create({ data: user });
+export async function insertUser(db: Queryable, user: NewUser): Promise<UserRow> {
+  return clientOf(db).user.create({ data: user });
 }
 
-export async function findUserById(tx: Tx, id: string): Promise<UserRow | null> {
-  return tx.user.findUnique({ where: { id } });
+export async function findUserById(db: Queryable, id: string): Promise<UserRow | null> {
+  return clientOf(db).user.findUnique({ where: { id } });
 }
 
-export async function findUserByEmail(tx: Tx, email: string): Promise<UserRow | null> {
-  return tx.user.findUnique({ where: { email: email.toLowerCase() } });
+export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | null> {
+  return clientOf(db).user.findUnique({ where: { email: email.toLowerCase() } });
+}
+
+/** Whether the user has a password (false also for no such user). */
+export async function userHasPassword(db: Queryable, id: string): Promise<boolean> {
+  const row = await clientOf(db).user.findUnique({ where: { id }, select: { passwordHash: true } });
+  return Boolean(row?.passwordHash);
 }
 
 /** Users ordered by id, after `afterId`, optionally one email. */
-export async function listUserRows(tx: Tx, filter: { email?: string; afterId?: string; limit: number }): Promise<UserRow[]> {
-  return tx.user.findMany({
+export async function listUserRows(db: Queryable, filter: { email?: string; afterId?: string; limit: number }): Promise<UserRow[]> {
+  return clientOf(db).user.findMany({
     where: { ...(filter.email && { email: filter.email }), ...(filter.afterId && { id: { gt: filter.afterId } }) },
     orderBy: { id: "asc" },
     take: filter.limit,
@@ -43,13 +49,13 @@ export async function listUserRows(tx: Tx, filter: { email?: string; afterId?: s
 }
 
 export async function updateUserRow(
-  tx: Tx,
+  db: Queryable,
   id: string,
   data: Partial<Pick<UserRow, "name" | "role" | "disabled" | "passwordHash">>,
 ): Promise<UserRow> {
-  return tx.user.update({ where: { id }, data });
+  return clientOf(db).user.update({ where: { id }, data });
 }
 
-export async function deleteUserRow(tx: Tx, id: string): Promise<void> {
-  await tx.user.delete({ where: { id } });
+export async function deleteUserRow(db: Queryable, id: string): Promise<void> {
+  await clientOf(db).user.delete({ where: { id } });
 }

@@ -80,7 +80,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
         return reply.redirect(to, 303);
       }
       const accountId = interaction.session?.accountId;
-      const user = accountId ? await findUserById(ctx.db.prisma, accountId) : null;
+      const user = accountId ? await findUserById(ctx.db, accountId) : null;
       const details = interaction.prompt.details as { missingOIDCScope?: string[] };
       const scopes = (details.missingOIDCScope ?? []).map((name) => ({ name, description: scopeDescriptions[name] ?? name }));
       return reply.type("text/html").send(renderPage("consent", { uid, clientName: client.clientName ?? client.clientId, scopes, email: user?.email ?? "", csrf: csrf.token(uid) }));

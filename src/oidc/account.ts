@@ -4,7 +4,7 @@
  * resolving at once.
  */
 import type { FindAccount } from "oidc-provider";
-import type { PrismaClient } from "../db/database.ts";
+import type { Queryable } from "../db/transaction.ts";
 import { findUserById } from "../db/users.ts";
 
 /** Claims released per scope; `role` needs the `roles` scope. */
@@ -15,9 +15,9 @@ export const claimsByScope = {
   roles: ["role"],
 } as const;
 
-export function createFindAccount(prisma: PrismaClient): FindAccount {
+export function createFindAccount(db: Queryable): FindAccount {
   return async (_ctx, sub) => {
-    const user = await findUserById(prisma, sub);
+    const user = await findUserById(db, sub);
     if (!user || user.disabled) return undefined;
     return {
       accountId: user.id,

@@ -3,9 +3,9 @@
  * CLI and the admin API alike (README, "The gatehouse command"; docs/integrating.md).
  */
 import { randomBytes } from "node:crypto";
-import type { Database } from "../db/database.ts";
+import { transaction, type Database } from "../db/transaction.ts";
 import { deleteClientRow, findClientById, insertClient, listClientRows, updateClientRow, type ClientRow } from "../db/clients.ts";
-import { deleteGrantsAndTokens } from "../db/revocations.ts";
+import { deleteGrantsAndTokens, deleteTokensOfClient } from "../db/revocations.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
 import { clientSecretContext } from "../oidc/client-store.ts";
 import { AppError } from "../errors.ts";
@@ -240,7 +240,7 @@ export async function createClient(
   const clientId = randomBytes(16).toString("base64url");
   const secret = usesSecret(metadata) ? randomBytes(32).toString("base64url") : undefined;
   await validate?.({ ...metadata, client_id: clientId, ...(secret && { client_secret: secret }) });
-  await db.prisma.$transaction(async (tx) => {
+  await transaction(db, async (tx) => {
     await insertClient(tx, {
       id: clientId,
       name: metadata.client_name,
@@ -292,7 +292,7 @@ export async function updateClient(
   };
   const metadata = buildClientMetadata(merged);
   await validate?.({ ...metadata, client_id: clientId, ...(usesSecret(metadata) && { client_secret: "unchanged-secret-for-validation-only" }) });
-  const updated = await db.prisma.$transaction(async (tx) => {
+  const updated = await transaction(db, async (tx) => {
     const next = await updateClientRow(tx, clientId, { name: metadata.client_name, metadata, firstParty: merged.firstParty ?? false });
     await appendAuditEvent(tx, db, { type: "client.updated", ...actor, clientId, data: { changes: Object.keys(input) } });
     return next;
@@ -302,11 +302,11 @@ export async function updateClient(
 
 /** Deletes a client and revokes everything issued to it (grants, their tokens, its own tokens). */
 export async function deleteClient(db: Database, clientId: string, actor: Actor): Promise<{ grants: number }> {
-  return db.prisma.$transaction(async (tx) => {
+  return transaction(db, async (tx) => {
     const row = await findClientById(tx, clientId);
     if (!row) throw new AppError("not_found", "no such client");
     const grants = await deleteGrantsAndTokens(tx, { clientId });
-    await tx.oidcRecord.deleteMany({ where: { clientId, model: { in: ["ClientCredentials", "AccessToken", "RefreshToken", "AuthorizationCode"] } } });
+    await deleteTokensOfClient(tx, clientId);
     await deleteClientRow(tx, clientId);
     await appendAuditEvent(tx, db, { type: "client.deleted", ...actor, clientId, data: { client_name: row.name, revoked: { grants } } });
     return { grants };
