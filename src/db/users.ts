@@ -12,6 +12,11 @@ export interface UserRow {
   updatedAt: Date;
 }
 
+/** What claims and pages show of a user: no password hash. */
+export type UserProfile = Pick<UserRow, "id" | "email" | "name" | "role" | "disabled">;
+
+const profileColumns = { id: true, email: true, name: true, role: true, disabled: true } as const;
+
 export interface NewUser {
   id: string;
   email: string;
@@ -25,8 +30,14 @@ export async function insertUser(db: Queryable, user: NewUser): Promise<UserRow>
   return clientOf(db).user.create({ data: user });
 }
 
+/** The whole row, password hash included: for callers that verify or report it. */
 export async function findUserById(db: Queryable, id: string): Promise<UserRow | null> {
   return clientOf(db).user.findUnique({ where: { id } });
+}
+
+/** A user without the password hash: the claims lookup on every token and userinfo request. */
+export async function findUserProfile(db: Queryable, id: string): Promise<UserProfile | null> {
+  return clientOf(db).user.findUnique({ where: { id }, select: profileColumns });
 }
 
 export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | null> {

@@ -5,7 +5,7 @@
  */
 import type { FindAccount } from "oidc-provider";
 import type { Queryable } from "../db/transaction.ts";
-import { findUserById } from "../db/users.ts";
+import { findUserProfile } from "../db/users.ts";
 
 /** Claims released per scope; `role` needs the `roles` scope. */
 export const claimsByScope = {
@@ -17,7 +17,7 @@ export const claimsByScope = {
 
 export function createFindAccount(db: Queryable): FindAccount {
   return async (_ctx, sub) => {
-    const user = await findUserById(db, sub);
+    const user = await findUserProfile(db, sub);
     if (!user || user.disabled) return undefined;
     return {
       accountId: user.id,
