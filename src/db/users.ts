@@ -1,5 +1,5 @@
 /** Queries on the User table. Emails are stored lower-cased (see prisma/models.prisma). */
-import { clientOf, type Queryable } from "./transaction.ts";
+import { clientOf, dialectOf, type Queryable, type Tx } from "./transaction.ts";
 
 export interface UserRow {
   id: string;
@@ -48,6 +48,18 @@ export async function findUserByEmail(db: Queryable, email: string): Promise<Use
 export async function userHasPassword(db: Queryable, id: string): Promise<boolean> {
   const row = await clientOf(db).user.findUnique({ where: { id }, select: { passwordHash: true } });
   return Boolean(row?.passwordHash);
+}
+
+/**
+ * Locks the user's row until the transaction ends, so that a check of the
+ * user's ways to sign in and the change it allows cannot interleave with
+ * another transaction doing the same (two passkeys removed at once).
+ * PostgreSQL: `SELECT ... FOR UPDATE`, which makes a second locker wait and
+ * then, under READ COMMITTED, read what the first committed. SQLite: nothing
+ * to do, transaction() holds the database's write lock already.
+ */
+export async function lockUser(tx: Tx, id: string): Promise<void> {
+  if (dialectOf(tx) === "postgresql") await tx.$queryRaw`SELECT 1 FROM "User" WHERE "id" = ${id} FOR UPDATE`;
 }
 
 /** Users ordered by id, after `afterId`, optionally one email. */

@@ -21,7 +21,7 @@ import {
   updatePasskeyCounter,
   type PasskeyRow,
 } from "../db/passkeys.ts";
-import { findUserById, userHasPassword, type UserRow } from "../db/users.ts";
+import { findUserById, lockUser, userHasPassword, type UserRow } from "../db/users.ts";
 import {
   checkAuthentication,
   checkRegistration,
@@ -217,6 +217,8 @@ export async function removePasskey(
   actor: Pick<AuditInput, "actorType" | "actorId"> & Context,
 ): Promise<void> {
   await transaction(db, async (tx) => {
+    // The owner's row first: two removals at once cannot both see the other passkey.
+    if (ownerId !== undefined) await lockUser(tx, ownerId);
     const passkey = await findPasskeyOwner(tx, passkeyId);
     if (!passkey || (ownerId !== undefined && passkey.userId !== ownerId)) throw new AppError("not_found", "no such passkey");
     if (ownerId !== undefined && !(await userHasPassword(tx, ownerId)) && (await countPasskeysOfUser(tx, ownerId)) <= 1) {
