@@ -95,13 +95,14 @@ export async function finishPasskeyRegistration(
   if (!challenge || challenge.purpose !== "registration" || challenge.userId !== user.id) {
     throw new AppError("invalid_request", "The passkey request has expired or was already used. Try again.");
   }
+  let verified: Awaited<ReturnType<typeof checkRegistration>>;
+  try {
+    verified = await checkRegistration(rp, input.response, challenge.challenge);
+  } catch (error) {
+    throw new AppError("invalid_request", `The passkey could not be verified: ${(error as Error).message}`);
+  }
+  // Verified before the transaction: nothing waits on the write lock meanwhile.
   return transaction(db, async (tx) => {
-    let verified;
-    try {
-      verified = await checkRegistration(rp, input.response, challenge.challenge);
-    } catch (error) {
-      throw new AppError("invalid_request", `The passkey could not be verified: ${(error as Error).message}`);
-    }
     if (await findPasskeyByCredentialId(tx, verified.credentialId)) {
       throw new AppError("conflict", "This passkey is already registered.");
     }
