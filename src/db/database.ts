@@ -8,6 +8,7 @@ import { chmodSync, closeSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { PrismaClient } from "./generated/sqlite/client.ts";
 import type { DerivedKey } from "../crypto/master-keys.ts";
+import { sqliteInTurns } from "./sqlite-connection.ts";
 
 export type DatabaseProvider = "sqlite" | "postgresql";
 export type { PrismaClient };
@@ -87,7 +88,7 @@ export async function openDatabase(url: string, provider: DatabaseProvider, opti
     const { PrismaBetterSQLite3 } = await import("@prisma/adapter-better-sqlite3");
     const { PrismaClient } = await import("./generated/sqlite/client.ts");
     // timeout: how long a writer waits for SQLite's lock (busy_timeout), in ms.
-    prisma = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: path, timeout: 10_000 }), log: log as never });
+    prisma = new PrismaClient({ adapter: sqliteInTurns(new PrismaBetterSQLite3({ url: path, timeout: 10_000 })), log: log as never });
   } else {
     const { PrismaPg } = await import("@prisma/adapter-pg");
     const { PrismaClient } = await import("./generated/postgresql/client.ts");

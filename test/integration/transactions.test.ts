@@ -11,6 +11,7 @@ import type { DatabaseProvider } from "../../src/db/database.ts";
 import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
 import { auditKeyOf, verifyAuditChain } from "../../src/services/audit.ts";
 import { createUser } from "../../src/services/users.ts";
+import { transaction } from "../../src/db/transaction.ts";
 import { removePasskey } from "../../src/services/passkeys.ts";
 import { countPasskeysOfUser, insertPasskey } from "../../src/db/passkeys.ts";
 import { AppError } from "../../src/errors.ts";
@@ -92,6 +93,35 @@ async function suite(t: Test, provider: DatabaseProvider): Promise<void> {
       t.ok(refused.length === 1 && refused[0]!.reason instanceof AppError && refused[0]!.reason.code === "conflict", "the other is refused as the last way to sign in");
       t.equal(await countPasskeysOfUser(a, user.id), 1, "one passkey is left");
     }
+  });
+
+  t.test("a statement outside a transaction is neither part of it nor sees it: a rollback keeps the other's write", async (t) => {
+    const db = await database.open();
+    const lease = (name: string) => ({ data: { name, holder: "test", expiresAt: new Date() } });
+    const [inside, outside] = [`inside-${randomUUID()}`, `outside-${randomUUID()}`];
+    let wrote!: () => void;
+    const written = new Promise<void>((resolve) => (wrote = resolve));
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const rolledBack = transaction(db, async (tx) => {
+      await tx.lease.create(lease(inside));
+      wrote();
+      await finished;
+      throw new Error("changed its mind");
+    }).catch((error: Error) => error.message);
+    await written;
+    // Another request's statements while the transaction is open (on SQLite,
+    // one process has one connection: they must not run inside it).
+    // (.then starts them: Prisma's queries are lazy.)
+    const write = db.prisma.lease.create(lease(outside)).then(() => undefined);
+    const read = db.prisma.lease.findUnique({ where: { name: inside } }).then((row) => row);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    finish();
+    t.equal(await rolledBack, "changed its mind");
+    await write;
+    t.equal(await read, null, "the other request did not see the uncommitted row");
+    t.ok(await db.prisma.lease.findUnique({ where: { name: outside } }), "the other request's write was kept");
+    t.equal(await db.prisma.lease.findUnique({ where: { name: inside } }), null, "the transaction's own write was rolled back");
   });
 
   t.test("two processes appending audit events at once keep one chain", async (t) => {
