@@ -21,15 +21,20 @@
  *   which is what `BEGIN IMMEDIATE` would do. A busy database then fails that
  *   statement like any other, and Prisma rolls back and releases the adapter
  *   (a failed `BEGIN` would leave the adapter's mutex held: prisma/orm#29933).
+ *   Within one process, statements outside the transaction wait for it to
+ *   end (sqlite-connection.ts): the process has one connection.
  * - PostgreSQL: READ COMMITTED, set explicitly so that a server whose
  *   default_transaction_isolation differs does not change it. Each statement
  *   sees what was committed before it began, so a transaction that takes a
  *   lock and then reads (the audit chain's advisory lock, a user row's
  *   `SELECT ... FOR UPDATE`) reads the newest state. Under REPEATABLE READ
- *   or SERIALIZABLE the snapshot would be taken by the lock statement, before
- *   it waited, and the read after it would be stale. Read-then-write work
- *   therefore locks what it depends on (lockAuditChain, lockUser) or writes
- *   with a compare-and-set (`updateMany` with the expected value in `where`).
+ *   or SERIALIZABLE the snapshot is taken at the first statement
+ *   (https://www.postgresql.org/docs/current/transaction-iso.html), at the
+ *   latest when the lock statement starts, before it waits: the read after
+ *   the lock would miss what the previous holder committed. Read-then-write
+ *   work therefore locks what it depends on (lockAuditChain, lockUser) or
+ *   writes with a compare-and-set (`updateMany` with the expected value in
+ *   `where`).
  */
 import type { Database, DatabaseProvider, Tx } from "./database.ts";
 
@@ -67,8 +72,9 @@ export interface TransactionOptions {
 
 /**
  * Runs `work` in one transaction: committed when it resolves, rolled back
- * when it throws. Pass `tx` to every query inside, never the Database, and
- * do not nest transactions.
+ * when it throws. Pass `tx` to every query inside, never the Database (on
+ * SQLite a query on the Database waits for the transaction to end), and do
+ * not nest transactions.
  */
 export async function transaction<T>(db: Database, work: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const limits = options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs, maxWait: options.timeoutMs };
