@@ -53,7 +53,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     const session = await ctx.host.provider.Session.get({ req: request.raw, res: reply.raw } as never);
     const accountId = session?.accountId;
     if (!accountId || !session.jti) return undefined;
-    const user = await findUserById(ctx.db.prisma, accountId);
+    const user = await findUserById(ctx.db, accountId);
     if (!user || user.disabled) return undefined;
     const grantIds = Object.values(session.authorizations ?? {}).flatMap((a) => (a.grantId ? [a.grantId] : []));
     // loginTs: when the person last proved who they are in this session (epoch seconds).

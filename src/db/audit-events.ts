@@ -1,5 +1,5 @@
 /** Queries on AuditEvent, the keyed hash chain of the audit log (services/audit.ts). */
-import type { DatabaseProvider, PrismaClient, Tx } from "./database.ts";
+import { clientOf, dialectOf, transaction, type Database, type Queryable, type Tx } from "./transaction.ts";
 
 export interface AuditRow {
   seq: number;
@@ -19,16 +19,14 @@ export interface AuditRow {
 }
 
 /**
- * Serialises writers of the chain until the transaction ends: PostgreSQL takes
- * an advisory lock. SQLite runs one writer at a time, but Prisma begins its
- * transactions deferred: one that reads the chain's head first and writes
- * after another process committed fails with SQLITE_BUSY_SNAPSHOT rather
- * than wait. A write that changes nothing, first, takes the write lock (and
- * waits for it) before the head is read.
+ * Serialises writers of the chain until the transaction ends, so that each
+ * reads the head the previous one wrote. PostgreSQL: an advisory lock (there
+ * is no row to lock in an empty chain); the head is read after it, and under
+ * READ COMMITTED that read sees the last committed append. SQLite: nothing to
+ * do, transaction() took the database's write lock before anything was read.
  */
-export async function lockAuditChain(tx: Tx, provider: DatabaseProvider): Promise<void> {
-  if (provider === "postgresql") await tx.$executeRawUnsafe("SELECT pg_advisory_xact_lock(7246118343)");
-  else await tx.$executeRawUnsafe('UPDATE "AuditEvent" SET "seq" = "seq" WHERE 0');
+export async function lockAuditChain(tx: Tx): Promise<void> {
+  if (dialectOf(tx) === "postgresql") await tx.$executeRawUnsafe("SELECT pg_advisory_xact_lock(7246118343)");
 }
 
 export async function findLastAuditHash(tx: Tx): Promise<string | undefined> {
@@ -41,20 +39,20 @@ export async function insertAuditEvent(tx: Tx, row: Omit<AuditRow, "seq">): Prom
 }
 
 /** The newest event's sequence number and hash, or null for an empty log. */
-export async function findAuditHead(prisma: PrismaClient): Promise<Pick<AuditRow, "seq" | "hash"> | null> {
-  return prisma.auditEvent.findFirst({ orderBy: { seq: "desc" }, select: { seq: true, hash: true } });
+export async function findAuditHead(db: Queryable): Promise<Pick<AuditRow, "seq" | "hash"> | null> {
+  return clientOf(db).auditEvent.findFirst({ orderBy: { seq: "desc" }, select: { seq: true, hash: true } });
 }
 
-export async function findAuditEventBySeq(prisma: PrismaClient, seq: number): Promise<Pick<AuditRow, "id" | "hash"> | null> {
-  return prisma.auditEvent.findUnique({ where: { seq }, select: { id: true, hash: true } });
+export async function findAuditEventBySeq(db: Queryable, seq: number): Promise<Pick<AuditRow, "id" | "hash"> | null> {
+  return clientOf(db).auditEvent.findUnique({ where: { seq }, select: { id: true, hash: true } });
 }
 
 /** Events newest first, `limit` at most, before sequence number `beforeSeq`. */
 export async function listAuditEvents(
-  prisma: PrismaClient,
+  db: Queryable,
   filter: { userId?: string; type?: string; beforeSeq?: number; limit: number },
 ): Promise<AuditRow[]> {
-  return prisma.auditEvent.findMany({
+  return clientOf(db).auditEvent.findMany({
     where: {
       ...(filter.userId && { userId: filter.userId }),
       ...(filter.type && { type: filter.type }),
@@ -79,19 +77,20 @@ export interface ChainedAuditRow extends AuditRow {
  * verification finds it). One short transaction per call. Returns how many
  * were stored.
  */
-export async function setAuditRekeyHashes(prisma: PrismaClient, items: { seq: number; hash: string; rekeyHash: string }[]): Promise<number> {
+export async function setAuditRekeyHashes(db: Database, items: { seq: number; hash: string; rekeyHash: string }[]): Promise<number> {
   if (items.length === 0) return 0;
-  const results = await prisma.$transaction(
-    items.map(({ seq, hash, rekeyHash }) => prisma.auditEvent.updateMany({ where: { seq, hash }, data: { rekeyHash } })),
-  );
-  return results.reduce((sum, r) => sum + r.count, 0);
+  return transaction(db, async (tx) => {
+    let stored = 0;
+    for (const { seq, hash, rekeyHash } of items) stored += (await tx.auditEvent.updateMany({ where: { seq, hash }, data: { rekeyHash } })).count;
+    return stored;
+  });
 }
 
 /** Every event oldest first, in pages (for verification of the chain). */
-export async function* walkAuditEvents(prisma: PrismaClient, pageSize = 500, afterSeq = 0): AsyncGenerator<ChainedAuditRow> {
+export async function* walkAuditEvents(db: Queryable, pageSize = 500, afterSeq = 0): AsyncGenerator<ChainedAuditRow> {
   let after = afterSeq;
   for (;;) {
-    const page = await prisma.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: "asc" }, take: pageSize });
+    const page = await clientOf(db).auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: "asc" }, take: pageSize });
     for (const row of page) yield row;
     if (page.length < pageSize) return;
     after = page[page.length - 1]!.seq;

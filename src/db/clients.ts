@@ -1,5 +1,6 @@
 /** Queries on the Client table (OAuth clients, owned by the CLI and the admin API). */
-import type { Database, Tx } from "./database.ts";
+import type { Database } from "./database.ts";
+import { clientOf, type Queryable } from "./transaction.ts";
 import { toBool, toJson } from "./sql.ts";
 
 export interface ClientRow {
@@ -13,10 +14,10 @@ export interface ClientRow {
 }
 
 export async function insertClient(
-  tx: Tx,
+  db: Queryable,
   client: Pick<ClientRow, "id" | "name" | "secretEncrypted" | "firstParty"> & { metadata: object },
 ): Promise<ClientRow> {
-  return tx.client.create({ data: client });
+  return clientOf(db).client.create({ data: client });
 }
 
 /** The columns oidc-provider needs of a client, by id (every token request may run it: db.sql). */
@@ -32,13 +33,13 @@ export async function findClientById(db: Database, id: string): Promise<Pick<Cli
 }
 
 /** Every column of a client, by id. */
-export async function findClientRow(tx: Tx, id: string): Promise<ClientRow | null> {
-  return tx.client.findUnique({ where: { id } });
+export async function findClientRow(db: Queryable, id: string): Promise<ClientRow | null> {
+  return clientOf(db).client.findUnique({ where: { id } });
 }
 
 /** Clients in creation order (then id), after `after`. */
-export async function listClientRows(tx: Tx, page: { after?: string; limit?: number } = {}): Promise<ClientRow[]> {
-  return tx.client.findMany({
+export async function listClientRows(db: Queryable, page: { after?: string; limit?: number } = {}): Promise<ClientRow[]> {
+  return clientOf(db).client.findMany({
     where: page.after ? { id: { gt: page.after } } : {},
     orderBy: { id: "asc" },
     ...(page.limit && { take: page.limit }),
@@ -46,20 +47,20 @@ export async function listClientRows(tx: Tx, page: { after?: string; limit?: num
 }
 
 export async function updateClientRow(
-  tx: Tx,
+  db: Queryable,
   id: string,
   data: { name: string; metadata: object; firstParty: boolean },
 ): Promise<ClientRow> {
-  return tx.client.update({ where: { id }, data });
+  return clientOf(db).client.update({ where: { id }, data });
 }
 
-export async function deleteClientRow(tx: Tx, id: string): Promise<void> {
-  await tx.client.delete({ where: { id } });
+export async function deleteClientRow(db: Queryable, id: string): Promise<void> {
+  await clientOf(db).client.delete({ where: { id } });
 }
 
 /** A page of sealed client secrets, by client id (for `gatehouse keys reseal`). */
-export async function pageSealedClientSecrets(tx: Tx, after: string | undefined, limit: number): Promise<{ id: string; sealed: string }[]> {
-  const rows = await tx.client.findMany({
+export async function pageSealedClientSecrets(db: Queryable, after: string | undefined, limit: number): Promise<{ id: string; sealed: string }[]> {
+  const rows = await clientOf(db).client.findMany({
     where: { secretEncrypted: { not: null }, ...(after === undefined ? {} : { id: { gt: after } }) },
     select: { id: true, secretEncrypted: true },
     orderBy: { id: "asc" },
@@ -69,7 +70,7 @@ export async function pageSealedClientSecrets(tx: Tx, after: string | undefined,
 }
 
 /** Replaces a sealed client secret only if it is still `from` (compare-and-set). */
-export async function replaceSealedClientSecret(tx: Tx, id: string, from: string, to: string): Promise<boolean> {
-  const { count } = await tx.client.updateMany({ where: { id, secretEncrypted: from }, data: { secretEncrypted: to } });
+export async function replaceSealedClientSecret(db: Queryable, id: string, from: string, to: string): Promise<boolean> {
+  const { count } = await clientOf(db).client.updateMany({ where: { id, secretEncrypted: from }, data: { secretEncrypted: to } });
   return count === 1;
 }

@@ -10,6 +10,7 @@ import { dirname } from "node:path";
 import type { PrismaClient } from "./generated/sqlite/client.ts";
 import type { DerivedKey } from "../crypto/master-keys.ts";
 import { numbered } from "./sql.ts";
+import { sqliteInTurns, type SqliteInTurns } from "./sqlite-connection.ts";
 
 export type DatabaseProvider = "sqlite" | "postgresql";
 export type { PrismaClient };
@@ -139,7 +140,7 @@ export async function openDatabase(url: string, provider: DatabaseProvider, opti
     const { PrismaBetterSQLite3 } = await import("@prisma/adapter-better-sqlite3");
     const { PrismaClient } = await import("./generated/sqlite/client.ts");
     // timeout: how long a writer waits for SQLite's lock (busy_timeout), in ms.
-    const adapter = countStatements(new PrismaBetterSQLite3({ url: path, timeout: 10_000 }), counter);
+    const adapter = countStatements(sqliteInTurns(new PrismaBetterSQLite3({ url: path, timeout: 10_000 })), counter);
     prisma = new PrismaClient({ adapter });
   } else {
     const { PrismaPg } = await import("@prisma/adapter-pg");
@@ -241,17 +242,17 @@ const maxPreparedStatements = 500;
  * SQLite: better-sqlite3 is synchronous and in-process, so the adapter adds
  * only its argument mapping and a fresh `prepare` per call, which is most of
  * a small statement's cost. Here each text is prepared once on the adapter's
- * own connection (`client`) and values are bound as the adapter binds them
+ * own connection and values are bound as the adapter binds them
  * (dates as ISO 8601 text with "+00:00", booleans as 0/1), so rows written
  * either way read the same.
  */
 function sqliteDriver(counter: StatementCounter, adapter: () => DriverAdapter): SqlDriver {
   const statements = new Map<string, SqliteStatement>();
+  const connection = () => adapter() as unknown as SqliteInTurns;
   const prepare = (sql: string): SqliteStatement => {
     let statement = statements.get(sql);
     if (!statement) {
-      const connection = (adapter() as unknown as { client: { prepare(sql: string): SqliteStatement } }).client;
-      statement = connection.prepare(sql);
+      statement = connection().client.prepare(sql) as SqliteStatement;
       if (statements.size >= maxPreparedStatements) statements.clear();
       statements.set(sql, statement);
     }
@@ -260,14 +261,17 @@ function sqliteDriver(counter: StatementCounter, adapter: () => DriverAdapter): 
   };
   const bind = (args: readonly SqlValue[]) =>
     args.map((value) => (value instanceof Date ? value.toISOString().replace("Z", "+00:00") : typeof value === "boolean" ? Number(value) : value));
+  // Each statement takes its turn on the connection (sqlite-connection.ts):
+  // at once when no transaction is open, as better-sqlite3 runs it to the
+  // end before anything else can.
   return {
-    async query(sql, args) {
+    query(sql, args) {
       counter.onQuery?.(sql, args);
-      return prepare(sql).all(...bind(args)) as SqlRow[];
+      return connection().inTurn(() => prepare(sql).all(...bind(args)) as SqlRow[]);
     },
-    async execute(sql, args) {
+    execute(sql, args) {
       counter.onQuery?.(sql, args);
-      return prepare(sql).run(...bind(args)).changes;
+      return connection().inTurn(() => prepare(sql).run(...bind(args)).changes);
     },
   };
 }

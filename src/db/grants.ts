@@ -1,5 +1,5 @@
 /** Reading oidc-provider Grant rows for operators. */
-import type { Tx } from "./database.ts";
+import { clientOf, type Queryable } from "./transaction.ts";
 
 export interface GrantSummary {
   id: string;
@@ -9,10 +9,15 @@ export interface GrantSummary {
   expiresAt: Date | null;
 }
 
-export async function listGrantsOfAccount(tx: Tx, accountId: string, now = new Date()): Promise<GrantSummary[]> {
-  return tx.oidcRecord.findMany({
+export async function listGrantsOfAccount(db: Queryable, accountId: string, now = new Date()): Promise<GrantSummary[]> {
+  return clientOf(db).oidcRecord.findMany({
     where: { model: "Grant", accountId, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
     select: { id: true, clientId: true, payload: true, createdAt: true, expiresAt: true },
     orderBy: { createdAt: "desc" },
   });
+}
+
+/** The account and client of a grant, or null when there is no such grant. */
+export async function findGrantParties(db: Queryable, id: string): Promise<{ accountId: string | null; clientId: string | null } | null> {
+  return clientOf(db).oidcRecord.findUnique({ where: { model_id: { model: "Grant", id } }, select: { accountId: true, clientId: true } });
 }

@@ -6,7 +6,8 @@
  * (Lease) that a single UPDATE takes when it is free or expired.
  */
 import { createHash, randomUUID } from "node:crypto";
-import type { Database, Tx } from "./database.ts";
+import { transaction, type Database, type Tx } from "./transaction.ts";
+import { isUniqueViolation } from "./errors.ts";
 
 /** The lock is held by another instance. */
 export const lockBusy = Symbol("lock busy");
@@ -23,8 +24,8 @@ async function takeLease(db: Database, name: string, holder: string, ttlMs: numb
     await db.prisma.lease.create({ data: { name, holder, expiresAt } });
     return true;
   } catch (error) {
-    // P2002: the row exists; take it below if it is free.
-    if ((error as { code?: string }).code !== "P2002") throw error;
+    // The row exists: take it below if it is free.
+    if (!isUniqueViolation(error)) throw error;
   }
   // One statement: SQLite runs it alone, so two instances cannot both take it.
   const { count } = await db.prisma.lease.updateMany({
@@ -51,27 +52,28 @@ export async function withExclusiveLock<T>(
   { ttlMs = 60_000, timeoutMs = 30_000 }: { ttlMs?: number; timeoutMs?: number } = {},
 ): Promise<T | typeof lockBusy> {
   if (db.provider === "postgresql") {
-    return db.prisma.$transaction(
+    return transaction(
+      db,
       async (tx) => {
         const rows = await tx.$queryRawUnsafe<{ locked: boolean }[]>("SELECT pg_try_advisory_xact_lock($1) AS locked", advisoryId(name));
         if (!rows[0]?.locked) return lockBusy;
         return work(tx);
       },
-      { timeout: timeoutMs, maxWait: timeoutMs },
+      { timeoutMs },
     );
   }
   // Each acquisition is its own holder: two instances in one process exclude each other too.
   const holder = randomUUID();
   if (!(await takeLease(db, name, holder, ttlMs))) return lockBusy;
   try {
-    return await db.prisma.$transaction(
+    return await transaction(
+      db,
       async (tx) => {
-        // A write first: the transaction holds SQLite's write lock from here
-        // on, so what `work` reads cannot change before it writes.
+        // The lease's lifetime counts from when the work starts.
         await tx.lease.updateMany({ where: { name, holder }, data: { expiresAt: new Date(Date.now() + ttlMs) } });
         return work(tx);
       },
-      { timeout: timeoutMs, maxWait: timeoutMs },
+      { timeoutMs },
     );
   } finally {
     await releaseLease(db, name, holder);

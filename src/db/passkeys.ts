@@ -1,5 +1,5 @@
 /** Queries on Passkey and WebAuthnChallenge. */
-import type { PrismaClient, Tx } from "./database.ts";
+import { clientOf, type Queryable, type Tx } from "./transaction.ts";
 
 export interface PasskeyRow {
   id: string;
@@ -15,34 +15,39 @@ export interface PasskeyRow {
   lastUsedAt: Date | null;
 }
 
-export async function listPasskeysOfUser(prisma: PrismaClient, userId: string): Promise<PasskeyRow[]> {
-  return prisma.passkey.findMany({ where: { userId }, orderBy: { createdAt: "asc" } });
+export async function listPasskeysOfUser(db: Queryable, userId: string): Promise<PasskeyRow[]> {
+  return clientOf(db).passkey.findMany({ where: { userId }, orderBy: { createdAt: "asc" } });
 }
 
-export async function findPasskeyByCredentialId(tx: Tx, credentialId: Uint8Array<ArrayBuffer>): Promise<PasskeyRow | null> {
-  return tx.passkey.findUnique({ where: { credentialId } });
+export async function findPasskeyByCredentialId(db: Queryable, credentialId: Uint8Array<ArrayBuffer>): Promise<PasskeyRow | null> {
+  return clientOf(db).passkey.findUnique({ where: { credentialId } });
 }
 
-export async function insertPasskey(tx: Tx, row: Omit<PasskeyRow, "createdAt" | "lastUsedAt">): Promise<PasskeyRow> {
-  return tx.passkey.create({ data: row });
+/** The owner and name of a passkey, or null. */
+export async function findPasskeyOwner(db: Queryable, id: string): Promise<Pick<PasskeyRow, "id" | "userId" | "name"> | null> {
+  return clientOf(db).passkey.findUnique({ where: { id }, select: { id: true, userId: true, name: true } });
+}
+
+export async function insertPasskey(db: Queryable, row: Omit<PasskeyRow, "createdAt" | "lastUsedAt">): Promise<PasskeyRow> {
+  return clientOf(db).passkey.create({ data: row });
 }
 
 /**
  * Stores the new counter only if the stored one is still `expected`: two
  * concurrent sign-ins with one signature cannot both pass.
  */
-export async function updatePasskeyCounter(tx: Tx, id: string, expected: bigint, counter: bigint): Promise<boolean> {
-  const { count } = await tx.passkey.updateMany({ where: { id, counter: expected }, data: { counter, lastUsedAt: new Date() } });
+export async function updatePasskeyCounter(db: Queryable, id: string, expected: bigint, counter: bigint): Promise<boolean> {
+  const { count } = await clientOf(db).passkey.updateMany({ where: { id, counter: expected }, data: { counter, lastUsedAt: new Date() } });
   return count === 1;
 }
 
-export async function deletePasskey(tx: Tx, id: string): Promise<boolean> {
-  const { count } = await tx.passkey.deleteMany({ where: { id } });
+export async function deletePasskey(db: Queryable, id: string): Promise<boolean> {
+  const { count } = await clientOf(db).passkey.deleteMany({ where: { id } });
   return count === 1;
 }
 
-export async function countPasskeysOfUser(tx: Tx, userId: string): Promise<number> {
-  return tx.passkey.count({ where: { userId } });
+export async function countPasskeysOfUser(db: Queryable, userId: string): Promise<number> {
+  return clientOf(db).passkey.count({ where: { userId } });
 }
 
 export interface ChallengeRow {
@@ -55,8 +60,8 @@ export interface ChallengeRow {
   expiresAt: Date;
 }
 
-export async function insertChallenge(prisma: PrismaClient, row: ChallengeRow): Promise<void> {
-  await prisma.webAuthnChallenge.create({ data: row });
+export async function insertChallenge(db: Queryable, row: ChallengeRow): Promise<void> {
+  await clientOf(db).webAuthnChallenge.create({ data: row });
 }
 
 /**
@@ -71,7 +76,7 @@ export async function takeChallenge(tx: Tx, id: string): Promise<ChallengeRow | 
   return row;
 }
 
-export async function deleteExpiredChallenges(prisma: PrismaClient, now = new Date()): Promise<number> {
-  const { count } = await prisma.webAuthnChallenge.deleteMany({ where: { expiresAt: { lte: now } } });
+export async function deleteExpiredChallenges(db: Queryable, now = new Date()): Promise<number> {
+  const { count } = await clientOf(db).webAuthnChallenge.deleteMany({ where: { expiresAt: { lte: now } } });
   return count;
 }

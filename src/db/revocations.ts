@@ -1,12 +1,12 @@
 /** Deletes that revoke: sessions and grants with everything issued under them. */
-import type { Tx } from "./database.ts";
+import { clientOf, type Queryable, type Tx } from "./transaction.ts";
 
-export async function deleteSessionsOfAccount(tx: Tx, accountId: string): Promise<number> {
-  return deleteSessionsWhere(tx, { accountId });
+export async function deleteSessionsOfAccount(db: Queryable, accountId: string): Promise<number> {
+  return deleteSessionsWhere(db, { accountId });
 }
 
-export async function deleteSessionsWhere(tx: Tx, filter: { id?: string; accountId?: string; issuedBefore?: Date }): Promise<number> {
-  const { count } = await tx.oidcRecord.deleteMany({
+export async function deleteSessionsWhere(db: Queryable, filter: { id?: string; accountId?: string; issuedBefore?: Date }): Promise<number> {
+  const { count } = await clientOf(db).oidcRecord.deleteMany({
     where: {
       model: "Session",
       ...(filter.id && { id: filter.id }),
@@ -17,7 +17,13 @@ export async function deleteSessionsWhere(tx: Tx, filter: { id?: string; account
   return count;
 }
 
-/** Deletes the matching Grant rows and every row carrying their grantId. */
+/**
+ * Deletes the matching Grant rows and every row carrying their grantId: three
+ * statements, so only inside a transaction. A token written under one of
+ * these grants after its rows were deleted outlives the grant's row and is
+ * refused anyway: oidc-provider looks up a token's grant at introspection,
+ * userinfo and the token endpoint, and refuses a token whose grant is gone.
+ */
 export async function deleteGrantsAndTokens(
   tx: Tx,
   filter: { accountId?: string; clientId?: string; grantId?: string; issuedBefore?: Date; exceptGrantIds?: readonly string[] },
@@ -38,4 +44,20 @@ export async function deleteGrantsAndTokens(
   await tx.oidcRecord.deleteMany({ where: { grantId: { in: ids } } });
   await tx.oidcRecord.deleteMany({ where: { model: "Grant", id: { in: ids } } });
   return ids.length;
+}
+
+/** Deletes the tokens a client holds for itself (client_credentials), which belong to no grant. */
+export async function deleteClientCredentialsTokens(db: Queryable, filter: { clientId: string; issuedBefore?: Date }): Promise<number> {
+  const { count } = await clientOf(db).oidcRecord.deleteMany({
+    where: { model: "ClientCredentials", clientId: filter.clientId, ...(filter.issuedBefore && { createdAt: { lt: filter.issuedBefore } }) },
+  });
+  return count;
+}
+
+/** Deletes every code and token issued to a client, under a grant or not (the client is being deleted). */
+export async function deleteTokensOfClient(db: Queryable, clientId: string): Promise<number> {
+  const { count } = await clientOf(db).oidcRecord.deleteMany({
+    where: { clientId, model: { in: ["ClientCredentials", "AccessToken", "RefreshToken", "AuthorizationCode"] } },
+  });
+  return count;
 }

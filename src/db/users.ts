@@ -1,6 +1,7 @@
 /** Queries on the User table. Emails are stored lower-cased (see prisma/models.prisma). */
-import type { Database, Tx } from "./database.ts";
+import type { Database } from "./database.ts";
 import { toBool } from "./sql.ts";
+import { clientOf, dialectOf, type Queryable, type Tx } from "./transaction.ts";
 
 export interface UserRow {
   id: string;
@@ -13,6 +14,11 @@ export interface UserRow {
   updatedAt: Date;
 }
 
+/** What claims and pages show of a user: no password hash. */
+export type UserProfile = Pick<UserRow, "id" | "email" | "name" | "role" | "disabled">;
+
+const profileColumns = { id: true, email: true, name: true, role: true, disabled: true } as const;
+
 export interface NewUser {
   id: string;
   email: string;
@@ -22,21 +28,45 @@ export interface NewUser {
 }
 
 /** Inserts a user; a taken email throws Prisma's P2002 (see isUniqueViolation). */
-export async function insertUser(tx: Tx, user: NewUser): Promise<UserRow> {
-  return tx.user.create({ data: user });
+export async function insertUser(db: Queryable, user: NewUser): Promise<UserRow> {
+  return clientOf(db).user.create({ data: user });
 }
 
-export async function findUserById(tx: Tx, id: string): Promise<UserRow | null> {
-  return tx.user.findUnique({ where: { id } });
+/** The whole row, password hash included: for callers that verify or report it. */
+export async function findUserById(db: Queryable, id: string): Promise<UserRow | null> {
+  return clientOf(db).user.findUnique({ where: { id } });
 }
 
-export async function findUserByEmail(tx: Tx, email: string): Promise<UserRow | null> {
-  return tx.user.findUnique({ where: { email: email.toLowerCase() } });
+/** A user without the password hash: the claims lookup on every token and userinfo request. */
+export async function findUserProfile(db: Queryable, id: string): Promise<UserProfile | null> {
+  return clientOf(db).user.findUnique({ where: { id }, select: profileColumns });
+}
+
+export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | null> {
+  return clientOf(db).user.findUnique({ where: { email: email.toLowerCase() } });
+}
+
+/** Whether the user has a password (false also for no such user). */
+export async function userHasPassword(db: Queryable, id: string): Promise<boolean> {
+  const row = await clientOf(db).user.findUnique({ where: { id }, select: { passwordHash: true } });
+  return Boolean(row?.passwordHash);
+}
+
+/**
+ * Locks the user's row until the transaction ends, so that a check of the
+ * user's ways to sign in and the change it allows cannot interleave with
+ * another transaction doing the same (two passkeys removed at once).
+ * PostgreSQL: `SELECT ... FOR UPDATE`, which makes a second locker wait and
+ * then, under READ COMMITTED, read what the first committed. SQLite: nothing
+ * to do, transaction() holds the database's write lock already.
+ */
+export async function lockUser(tx: Tx, id: string): Promise<void> {
+  if (dialectOf(tx) === "postgresql") await tx.$queryRaw`SELECT 1 FROM "User" WHERE "id" = ${id} FOR UPDATE`;
 }
 
 /** Users ordered by id, after `afterId`, optionally one email. */
-export async function listUserRows(tx: Tx, filter: { email?: string; afterId?: string; limit: number }): Promise<UserRow[]> {
-  return tx.user.findMany({
+export async function listUserRows(db: Queryable, filter: { email?: string; afterId?: string; limit: number }): Promise<UserRow[]> {
+  return clientOf(db).user.findMany({
     where: { ...(filter.email && { email: filter.email }), ...(filter.afterId && { id: { gt: filter.afterId } }) },
     orderBy: { id: "asc" },
     take: filter.limit,
@@ -44,27 +74,23 @@ export async function listUserRows(tx: Tx, filter: { email?: string; afterId?: s
 }
 
 export async function updateUserRow(
-  tx: Tx,
+  db: Queryable,
   id: string,
   data: Partial<Pick<UserRow, "name" | "role" | "disabled" | "passwordHash">>,
 ): Promise<UserRow> {
-  return tx.user.update({ where: { id }, data });
+  return clientOf(db).user.update({ where: { id }, data });
 }
 
-export async function deleteUserRow(tx: Tx, id: string): Promise<void> {
-  await tx.user.delete({ where: { id } });
+export async function deleteUserRow(db: Queryable, id: string): Promise<void> {
+  await clientOf(db).user.delete({ where: { id } });
 }
 
-/** What ID tokens, userinfo and introspection need of a user (SQL: every token request runs it). */
-export interface AccountClaimsRow {
-  id: string;
-  email: string;
-  name: string | null;
-  role: string;
-  disabled: boolean;
-}
-
-export async function findAccountClaims(db: Database, id: string): Promise<AccountClaimsRow | null> {
+/**
+ * findUserProfile for oidc-provider's findAccount, which every token
+ * exchange, userinfo and introspection request runs: db.sql, outside any
+ * transaction.
+ */
+export async function findAccountProfile(db: Database, id: string): Promise<UserProfile | null> {
   const [row] = await db.sql.query(`SELECT "id", "email", "name", "role", "disabled" FROM "User" WHERE "id" = ?`, [id]);
   if (!row) return null;
   return { id: row.id as string, email: row.email as string, name: (row.name as string | null) ?? null, role: row.role as string, disabled: toBool(row.disabled) };

@@ -14,7 +14,7 @@ import { signInWithPasskey, signInWithPassword } from "../services/sign-in.ts";
 import { scopeDescriptions } from "./scopes.ts";
 import { AppError } from "../errors.ts";
 import { perAddressLimit } from "../plugins/rate-limit.ts";
-import { findUserById } from "../db/users.ts";
+import { findUserProfile } from "../db/users.ts";
 import { relyingPartyFor } from "../auth/passkeys.ts";
 import { startPasskeyAuthentication } from "../services/passkeys.ts";
 import { PasskeyOptionsBody, PasskeySignInBody } from "../auth/webauthn-schemas.ts";
@@ -80,7 +80,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
         return reply.redirect(to, 303);
       }
       const accountId = interaction.session?.accountId;
-      const user = accountId ? await findUserById(ctx.db.prisma, accountId) : null;
+      const user = accountId ? await findUserProfile(ctx.db, accountId) : null;
       const details = interaction.prompt.details as { missingOIDCScope?: string[] };
       const scopes = (details.missingOIDCScope ?? []).map((name) => ({ name, description: scopeDescriptions[name] ?? name }));
       return reply.type("text/html").send(renderPage("consent", { uid, clientName: client.clientName ?? client.clientId, scopes, email: user?.email ?? "", csrf: csrf.token(uid) }));

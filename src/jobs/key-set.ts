@@ -65,11 +65,11 @@ export function startKeySetWatcher({ db, ring, host, build, policy, intervalSeco
   let stopped = false;
 
   const round = async () => {
-    let states = await listSigningKeyStates(db.prisma);
+    let states = await listSigningKeyStates(db);
     if (hasChanges(planKeyLifecycle(states, new Date(), policy))) {
       const changes = await runKeyLifecycle(db, ring, policy, systemActor);
       if (changes && hasChanges(changes)) log.info(summary(changes), "signing key lifecycle: key set changed");
-      states = await listSigningKeyStates(db.prisma);
+      states = await listSigningKeyStates(db);
     }
     if (stopped || keySetVersion(states) === host.keySet.version) return;
     const keySet = await loadKeySet(db, ring);

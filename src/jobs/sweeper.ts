@@ -17,7 +17,7 @@ export interface Sweeper {
 export function startSweeper(db: Database, intervalSeconds: number, log: FastifyBaseLogger): Sweeper {
   const sweep = async () => {
     const deleted = await deleteExpiredOidcRecords(db);
-    const challenges = await deleteExpiredChallenges(db.prisma);
+    const challenges = await deleteExpiredChallenges(db);
     if (deleted > 0 || challenges > 0) log.info({ deleted, challenges }, "swept expired rows");
     return deleted + challenges;
   };

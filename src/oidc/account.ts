@@ -5,7 +5,7 @@
  */
 import type { FindAccount } from "oidc-provider";
 import type { Database } from "../db/database.ts";
-import { findAccountClaims } from "../db/users.ts";
+import { findAccountProfile } from "../db/users.ts";
 
 /** Claims released per scope; `role` needs the `roles` scope. */
 export const claimsByScope = {
@@ -17,7 +17,7 @@ export const claimsByScope = {
 
 export function createFindAccount(db: Database): FindAccount {
   return async (_ctx, sub) => {
-    const user = await findAccountClaims(db, sub);
+    const user = await findAccountProfile(db, sub);
     if (!user || user.disabled) return undefined;
     return {
       accountId: user.id,

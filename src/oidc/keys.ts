@@ -53,7 +53,7 @@ export async function generateSigningKey(alg: SigningAlgorithm): Promise<{ kid: 
 
 /** Creates a current key for each algorithm that has none (first start). */
 export async function ensureSigningKeys(db: Database, ring: MasterKeyRing): Promise<string[]> {
-  const rows = await listSigningKeyRows(db.prisma);
+  const rows = await listSigningKeyRows(db);
   const haveCurrent = new Set(rows.filter((r) => r.state === "current").map((r) => r.alg));
   const wanted = signingAlgorithms.filter((alg) => !haveCurrent.has(alg));
   if (wanted.length === 0) return [];
@@ -71,7 +71,7 @@ export async function ensureSigningKeys(db: Database, ring: MasterKeyRing): Prom
       };
     }),
   );
-  return insertMissingCurrentKeys(db.prisma, db.provider, keys);
+  return insertMissingCurrentKeys(db, keys);
 }
 
 /** A loaded key set: the JWKs for createProvider() and what they are. */
@@ -105,7 +105,7 @@ export function keySetVersion(keys: Pick<SigningKeyState, "kid" | "state">[]): s
  * MasterKeyError naming the key.
  */
 export async function loadKeySet(db: Database, ring: MasterKeyRing): Promise<KeySet> {
-  const rows = await listSigningKeyRows(db.prisma);
+  const rows = await listSigningKeyRows(db);
   const order = (row: { state: string }) => (row.state === "current" ? 0 : 1);
   const sorted = [...rows].sort((a, b) => order(a) - order(b));
   const keys = await Promise.all(
@@ -153,7 +153,7 @@ export async function listSigningKeys(
   schedule?: { publishAhead: number; retention: number },
 ): Promise<SigningKeyInfo[]> {
   const at = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000).toISOString();
-  return (await listSigningKeyRows(db.prisma)).map((row) => ({
+  return (await listSigningKeyRows(db)).map((row) => ({
     kid: row.kid,
     alg: row.alg,
     state: row.state,
@@ -170,6 +170,6 @@ export async function listSigningKeys(
  * members as the jwks_uri serves, key_ops ["verify"] on keys that do not sign.
  */
 export async function exportPublicJwks(db: Database): Promise<{ keys: JWK[] }> {
-  const rows = await listSigningKeyRows(db.prisma);
+  const rows = await listSigningKeyRows(db);
   return { keys: rows.map((row) => (row.state === "current" ? (row.publicJwk as JWK) : { ...(row.publicJwk as JWK), key_ops: ["verify"] })) };
 }

@@ -53,10 +53,21 @@ export const issuerHeadersPlugin = fp(
  */
 const providerHeaders: Record<string, string> = {
   "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+  // The rest of what helmet sets on our own routes (plugins/security.ts).
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-resource-policy": "same-origin",
+  "origin-agent-cluster": "?1",
   "referrer-policy": "no-referrer",
   "x-content-type-options": "nosniff",
+  "x-dns-prefetch-control": "off",
+  "x-download-options": "noopen",
   "x-frame-options": "DENY",
+  "x-permitted-cross-domain-policies": "none",
+  "x-xss-protection": "0",
 };
+
+/** HSTS on an https issuer, as helmet sets it on our own routes. */
+const hsts = { "strict-transport-security": "max-age=31536000; includeSubDomains" };
 
 /** A response of the provider's kept to be sent again: everything but per-request headers. */
 interface KeptResponse {
@@ -133,13 +144,14 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
+  const headers = Object.entries({ ...providerHeaders, ...(config.issuer.startsWith("https:") && hsts) });
   const handle = (request: FastifyRequest, reply: FastifyReply, onFinish?: () => void) => {
     reply.hijack();
     // The X-Forwarded-* headers the provider reads were pinned by
     // issuerHeadersPlugin (above) when the request arrived.
     const res = reply.raw;
     res.setHeader("x-request-id", request.id);
-    for (const [name, value] of Object.entries(providerHeaders)) res.setHeader(name, value);
+    for (const [name, value] of headers) res.setHeader(name, value);
     res.on("finish", () => {
       countResponse(request, res.statusCode);
       onFinish?.();

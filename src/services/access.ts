@@ -18,7 +18,7 @@ export interface GrantView {
 }
 
 export async function listUserSessions(db: Database, userId: string): Promise<SessionView[]> {
-  return (await listSessionsOfAccount(db.prisma, userId)).map((s) => ({
+  return (await listSessionsOfAccount(db, userId)).map((s) => ({
     id: s.id,
     created_at: s.createdAt.toISOString(),
     expires_at: s.expiresAt?.toISOString() ?? null,
@@ -26,7 +26,7 @@ export async function listUserSessions(db: Database, userId: string): Promise<Se
 }
 
 export async function listUserGrants(db: Database, userId: string): Promise<GrantView[]> {
-  return (await listGrantsOfAccount(db.prisma, userId)).map((g) => {
+  return (await listGrantsOfAccount(db, userId)).map((g) => {
     const payload = JSON.parse(g.payload) as { openid?: { scope?: string }; resources?: Record<string, string> };
     const scopes = [payload.openid?.scope ?? "", ...Object.values(payload.resources ?? {})].join(" ").split(" ").filter(Boolean);
     return {

@@ -3,9 +3,10 @@
  * their other sessions, and change their password, which ends the other
  * sessions and revokes every grant (README, "The gatehouse command").
  */
-import type { Database } from "../db/database.ts";
+import { transaction, type Database } from "../db/transaction.ts";
 import { deleteOtherSessions } from "../db/sessions.ts";
 import { deleteGrantsAndTokens } from "../db/revocations.ts";
+import { updateUserRow } from "../db/users.ts";
 import { checkPasswordPolicy, hashPassword, verifyPassword, type Argon2Params } from "../auth/passwords.ts";
 import { SemaphoreFullError } from "../auth/semaphore.ts";
 import type { SignInLimiter } from "../auth/sign-in-limiter.ts";
@@ -28,7 +29,7 @@ export async function signOutOtherSessions(
   current: { sessionIds: readonly string[]; grantIds: readonly string[] },
   context: Context,
 ): Promise<{ sessions: number; grants: number }> {
-  return db.prisma.$transaction(async (tx) => {
+  return transaction(db, async (tx) => {
     const sessions = await deleteOtherSessions(tx, user.id, current.sessionIds);
     const grants = await deleteGrantsAndTokens(tx, { accountId: user.id, exceptGrantIds: current.grantIds });
     await appendAuditEvent(tx, db, { type: "sessions.revoked", actorType: "user", actorId: user.id, userId: user.id, ...context, data: { sessions, grants, scope: "other_devices" } });
@@ -61,8 +62,8 @@ export async function changeOwnPassword(
   const problem = checkPasswordPolicy(input.newPassword);
   if (problem) throw new AppError("invalid_password", problem.charAt(0).toUpperCase() + problem.slice(1) + ".");
   const passwordHash = await argon2Work(hashPassword(input.newPassword, deps.argon2));
-  await db.prisma.$transaction(async (tx) => {
-    await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
+  await transaction(db, async (tx) => {
+    await updateUserRow(tx, user.id, { passwordHash });
     const sessions = await deleteOtherSessions(tx, user.id, input.currentSessionIds);
     const grants = await deleteGrantsAndTokens(tx, { accountId: user.id });
     await appendAuditEvent(tx, db, {

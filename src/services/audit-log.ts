@@ -36,5 +36,5 @@ export async function listAudit(
   db: Database,
   query: { userId?: string; type?: string; beforeSeq?: number; limit: number },
 ): Promise<AuditEventView[]> {
-  return (await listAuditEvents(db.prisma, query)).map(toView);
+  return (await listAuditEvents(db, query)).map(toView);
 }

@@ -16,7 +16,7 @@
  * rewritten: heads kept by operators stay valid.
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
-import type { Database, Tx } from "../db/database.ts";
+import { transaction, type Database, type Tx } from "../db/transaction.ts";
 import { MasterKeyError, type DerivedKey, type MasterKeyRing } from "../crypto/master-keys.ts";
 import {
   findAuditEventBySeq,
@@ -96,10 +96,10 @@ function keyIdOf(value: string | null): string | undefined {
 }
 
 /** Appends an event inside the caller's transaction `tx`. */
-export async function appendAuditEvent(tx: Tx, db: Pick<Database, "provider" | "auditKey">, input: AuditInput): Promise<void> {
+export async function appendAuditEvent(tx: Tx, db: Pick<Database, "auditKey">, input: AuditInput): Promise<void> {
   // Fail before writing anything: an unchained event would break verification.
   if (!db.auditKey) throw new Error("the audit log needs the master key: open the database with an audit key");
-  await lockAuditChain(tx, db.provider);
+  await lockAuditChain(tx);
   const prevHash = (await findLastAuditHash(tx)) ?? genesis;
   const row = {
     id: randomUUID(),
@@ -118,7 +118,7 @@ export async function appendAuditEvent(tx: Tx, db: Pick<Database, "provider" | "
 
 /** Records an event that has no other change to share a transaction with. */
 export async function recordAuditEvent(db: Database, input: AuditInput): Promise<void> {
-  await db.prisma.$transaction((tx) => appendAuditEvent(tx, db, input));
+  await transaction(db, (tx) => appendAuditEvent(tx, db, input));
 }
 
 /** The newest event: what an operator keeps to prove later that nothing was cut from the end. */
@@ -179,7 +179,7 @@ export async function verifyAuditChain(db: Database, ring: MasterKeyRing, keptHe
   let prevHash = genesis;
   let events = 0;
   let firstBad: { seq: number; id: string; reason: string } | undefined;
-  for await (const event of walkAuditEvents(db.prisma)) {
+  for await (const event of walkAuditEvents(db)) {
     events += 1;
     const reason = checkEvent(event, prevHash, keyFor);
     if (reason) {
@@ -189,12 +189,12 @@ export async function verifyAuditChain(db: Database, ring: MasterKeyRing, keptHe
     prevHash = event.hash;
   }
   if (!firstBad && keptHead) {
-    const kept = await findAuditEventBySeq(db.prisma, keptHead.seq);
+    const kept = await findAuditEventBySeq(db, keptHead.seq);
     if (!kept || !sameText(kept.hash, keptHead.hash)) {
       firstBad = { seq: keptHead.seq, id: kept?.id ?? "", reason: kept ? "the kept head's hash does not match: the chain was rewritten" : "the kept head is gone: events were cut from the chain" };
     }
   }
-  const head = await findAuditHead(db.prisma);
+  const head = await findAuditHead(db);
   if (firstBad) return { ok: false, events, head, firstBad };
   return { ok: true, events, head };
 }
@@ -236,10 +236,10 @@ export async function rekeyAuditChain(db: Database, ring: MasterKeyRing, actor: 
   let rekeyed = 0;
   let batch: { seq: number; hash: string; rekeyHash: string }[] = [];
   const flush = async () => {
-    rekeyed += await setAuditRekeyHashes(db.prisma, batch);
+    rekeyed += await setAuditRekeyHashes(db, batch);
     batch = [];
   };
-  for await (const event of walkAuditEvents(db.prisma)) {
+  for await (const event of walkAuditEvents(db)) {
     // Events appended while this runs are keyed with the newest key already.
     if (keyIdOf(event.hash) !== newest.kid && keyIdOf(event.rekeyHash) !== newest.kid) {
       const reason = checkEvent(event, prevHash, keyFor);

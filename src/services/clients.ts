@@ -3,10 +3,10 @@
  * CLI and the admin API alike (README, "The gatehouse command"; docs/integrating.md).
  */
 import { randomBytes } from "node:crypto";
-import type { Database } from "../db/database.ts";
+import { transaction, type Database } from "../db/transaction.ts";
 import { noteChanged } from "../db/cache-versions.ts";
 import { deleteClientRow, findClientRow, insertClient, listClientRows, updateClientRow, type ClientRow } from "../db/clients.ts";
-import { deleteGrantsAndTokens } from "../db/revocations.ts";
+import { deleteGrantsAndTokens, deleteTokensOfClient } from "../db/revocations.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
 import { clientSecretContext } from "../oidc/client-store.ts";
 import { AppError } from "../errors.ts";
@@ -241,7 +241,7 @@ export async function createClient(
   const clientId = randomBytes(16).toString("base64url");
   const secret = usesSecret(metadata) ? randomBytes(32).toString("base64url") : undefined;
   await validate?.({ ...metadata, client_id: clientId, ...(secret && { client_secret: secret }) });
-  await db.prisma.$transaction(async (tx) => {
+  await transaction(db, async (tx) => {
     await insertClient(tx, {
       id: clientId,
       name: metadata.client_name,
@@ -256,7 +256,7 @@ export async function createClient(
 }
 
 export async function getClient(db: Database, clientId: string): Promise<ClientView> {
-  const row = await findClientRow(db.prisma, clientId);
+  const row = await findClientRow(db, clientId);
   if (!row) throw new AppError("not_found", "no such client");
   return toClientView(row);
 }
@@ -273,7 +273,7 @@ export async function updateClient(
   actor: Actor,
   validate?: MetadataValidator,
 ): Promise<ClientView> {
-  const row = await findClientRow(db.prisma, clientId);
+  const row = await findClientRow(db, clientId);
   if (!row) throw new AppError("not_found", "no such client");
   const current = toClientView(row);
   const merged: CreateClientInput = {
@@ -294,7 +294,7 @@ export async function updateClient(
   };
   const metadata = buildClientMetadata(merged);
   await validate?.({ ...metadata, client_id: clientId, ...(usesSecret(metadata) && { client_secret: "unchanged-secret-for-validation-only" }) });
-  const updated = await db.prisma.$transaction(async (tx) => {
+  const updated = await transaction(db, async (tx) => {
     const next = await updateClientRow(tx, clientId, { name: metadata.client_name, metadata, firstParty: merged.firstParty ?? false });
     await appendAuditEvent(tx, db, { type: "client.updated", ...actor, clientId, data: { changes: Object.keys(input) } });
     return next;
@@ -305,11 +305,11 @@ export async function updateClient(
 
 /** Deletes a client and revokes everything issued to it (grants, their tokens, its own tokens). */
 export async function deleteClient(db: Database, clientId: string, actor: Actor): Promise<{ grants: number }> {
-  const deleted = await db.prisma.$transaction(async (tx) => {
+  const deleted = await transaction(db, async (tx) => {
     const row = await findClientRow(tx, clientId);
     if (!row) throw new AppError("not_found", "no such client");
     const grants = await deleteGrantsAndTokens(tx, { clientId });
-    await tx.oidcRecord.deleteMany({ where: { clientId, model: { in: ["ClientCredentials", "AccessToken", "RefreshToken", "AuthorizationCode"] } } });
+    await deleteTokensOfClient(tx, clientId);
     await deleteClientRow(tx, clientId);
     await appendAuditEvent(tx, db, { type: "client.deleted", ...actor, clientId, data: { client_name: row.name, revoked: { grants } } });
     return { grants };
@@ -341,5 +341,5 @@ export function toClientView(row: ClientRow): ClientView {
 
 /** Clients in id order, a page at a time, without secrets. */
 export async function listClients(db: Database, page: { after?: string; limit?: number } = {}): Promise<ClientView[]> {
-  return (await listClientRows(db.prisma, page)).map(toClientView);
+  return (await listClientRows(db, page)).map(toClientView);
 }

@@ -7,12 +7,13 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
-import type { Database } from "../db/database.ts";
+import { transaction, type Database } from "../db/transaction.ts";
 import type { StoredIds } from "../crypto/stored-ids.ts";
 import {
   countPasskeysOfUser,
   deletePasskey,
   findPasskeyByCredentialId,
+  findPasskeyOwner,
   insertChallenge,
   insertPasskey,
   listPasskeysOfUser,
@@ -20,7 +21,7 @@ import {
   updatePasskeyCounter,
   type PasskeyRow,
 } from "../db/passkeys.ts";
-import { findUserById, type UserRow } from "../db/users.ts";
+import { findUserById, lockUser, userHasPassword, type UserRow } from "../db/users.ts";
 import {
   checkAuthentication,
   checkRegistration,
@@ -56,21 +57,21 @@ export function toPasskeyView(row: PasskeyRow): PasskeyView {
 }
 
 export async function listPasskeys(db: Database, userId: string): Promise<PasskeyView[]> {
-  return (await listPasskeysOfUser(db.prisma, userId)).map(toPasskeyView);
+  return (await listPasskeysOfUser(db, userId)).map(toPasskeyView);
 }
 
 type Context = Pick<AuditInput, "ip" | "userAgent">;
 
 /** Starts a registration for a signed-in user. */
 export async function startPasskeyRegistration(db: Database, rp: RelyingParty, user: UserRow) {
-  const existing = await listPasskeysOfUser(db.prisma, user.id);
+  const existing = await listPasskeysOfUser(db, user.id);
   const options = await createRegistrationOptions(
     rp,
     user,
     existing.map((p) => ({ ...p, transports: JSON.parse(p.transports) as string[] })),
   );
   const challengeId = randomBytes(16).toString("base64url");
-  await insertChallenge(db.prisma, {
+  await insertChallenge(db, {
     id: challengeId,
     challenge: options.challenge,
     purpose: "registration",
@@ -90,17 +91,18 @@ export async function finishPasskeyRegistration(
   context: Context,
 ): Promise<PasskeyView> {
   // Taken in its own transaction: a refused attempt must still use it up.
-  const challenge = await db.prisma.$transaction((tx) => takeChallenge(tx, input.challengeId));
+  const challenge = await transaction(db, (tx) => takeChallenge(tx, input.challengeId));
   if (!challenge || challenge.purpose !== "registration" || challenge.userId !== user.id) {
     throw new AppError("invalid_request", "The passkey request has expired or was already used. Try again.");
   }
-  return db.prisma.$transaction(async (tx) => {
-    let verified;
-    try {
-      verified = await checkRegistration(rp, input.response, challenge.challenge);
-    } catch (error) {
-      throw new AppError("invalid_request", `The passkey could not be verified: ${(error as Error).message}`);
-    }
+  let verified: Awaited<ReturnType<typeof checkRegistration>>;
+  try {
+    verified = await checkRegistration(rp, input.response, challenge.challenge);
+  } catch (error) {
+    throw new AppError("invalid_request", `The passkey could not be verified: ${(error as Error).message}`);
+  }
+  // Verified before the transaction: nothing waits on the write lock meanwhile.
+  return transaction(db, async (tx) => {
     if (await findPasskeyByCredentialId(tx, verified.credentialId)) {
       throw new AppError("conflict", "This passkey is already registered.");
     }
@@ -137,7 +139,7 @@ export async function finishPasskeyRegistration(
 export async function startPasskeyAuthentication(db: Database, rp: RelyingParty, storedIds: StoredIds, interactionUid: string) {
   const options = await createAuthenticationOptions(rp);
   const challengeId = randomBytes(16).toString("base64url");
-  await insertChallenge(db.prisma, {
+  await insertChallenge(db, {
     id: challengeId,
     challenge: options.challenge,
     purpose: "authentication",
@@ -169,14 +171,14 @@ export async function finishPasskeyAuthentication(
   input: { challengeId: string; response: AuthenticationResponseJSON },
   log: { warn(obj: object, msg: string): void },
 ): Promise<PasskeyCeremony> {
-  const challenge = await db.prisma.$transaction((tx) => takeChallenge(tx, input.challengeId));
+  const challenge = await transaction(db, (tx) => takeChallenge(tx, input.challengeId));
   if (!challenge || challenge.purpose !== "authentication" || !challenge.interactionUid || !storedIds.candidates(interactionUid).includes(challenge.interactionUid)) {
     return { ok: false, reason: "challenge_invalid" };
   }
   const credentialId = typeof input.response?.rawId === "string" ? Buffer.from(input.response.rawId, "base64url") : undefined;
-  const passkey = credentialId?.length ? await findPasskeyByCredentialId(db.prisma, new Uint8Array(credentialId)) : null;
+  const passkey = credentialId?.length ? await findPasskeyByCredentialId(db, new Uint8Array(credentialId)) : null;
   if (!passkey) return { ok: false, reason: "unknown_credential" };
-  const owner = await findUserById(db.prisma, passkey.userId);
+  const owner = await findUserById(db, passkey.userId);
   if (!owner) return { ok: false, reason: "unknown_user" };
   // The user handle, when sent, must name the passkey's owner. The route's
   // schema bounds it; the type check keeps Buffer.from to strings of any caller.
@@ -200,7 +202,7 @@ export async function finishPasskeyAuthentication(
     return { ok: false, reason: "verification_failed", user: owner };
   }
   if (owner.disabled) return { ok: false, reason: "disabled", user: owner };
-  if (!(await updatePasskeyCounter(db.prisma, passkey.id, passkey.counter, result.newCounter))) return { ok: false, reason: "counter_not_increased", user: owner };
+  if (!(await updatePasskeyCounter(db, passkey.id, passkey.counter, result.newCounter))) return { ok: false, reason: "counter_not_increased", user: owner };
   return { ok: true, user: owner, userVerified: result.userVerified, passkeyId: passkey.id };
 }
 
@@ -215,14 +217,13 @@ export async function removePasskey(
   ownerId: string | undefined,
   actor: Pick<AuditInput, "actorType" | "actorId"> & Context,
 ): Promise<void> {
-  await db.prisma.$transaction(async (tx) => {
-    const passkey = await tx.passkey.findUnique({ where: { id: passkeyId } });
+  await transaction(db, async (tx) => {
+    // The owner's row first: two removals at once cannot both see the other passkey.
+    if (ownerId !== undefined) await lockUser(tx, ownerId);
+    const passkey = await findPasskeyOwner(tx, passkeyId);
     if (!passkey || (ownerId !== undefined && passkey.userId !== ownerId)) throw new AppError("not_found", "no such passkey");
-    if (ownerId !== undefined) {
-      const user = await tx.user.findUnique({ where: { id: ownerId }, select: { passwordHash: true } });
-      if (!user?.passwordHash && (await countPasskeysOfUser(tx, ownerId)) <= 1) {
-        throw new AppError("conflict", "This is your only way to sign in: set a password or add another passkey first.");
-      }
+    if (ownerId !== undefined && !(await userHasPassword(tx, ownerId)) && (await countPasskeysOfUser(tx, ownerId)) <= 1) {
+      throw new AppError("conflict", "This is your only way to sign in: set a password or add another passkey first.");
     }
     await deletePasskey(tx, passkeyId);
     await appendAuditEvent(tx, db, {

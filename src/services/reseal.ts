@@ -7,7 +7,7 @@
  * secrets, ...) is one more entry in `sealedColumns`.
  */
 import { decodeProtectedHeader } from "jose";
-import type { Database, Tx } from "../db/database.ts";
+import type { Database } from "../db/transaction.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
 import { pageSealedSigningKeys, replaceSealedSigningKey } from "../db/signing-keys.ts";
 import { pageSealedClientSecrets, replaceSealedClientSecret } from "../db/clients.ts";
@@ -22,15 +22,21 @@ export interface SealedColumn {
   /** The context the value of row `id` is sealed for. */
   context(id: string): string;
   /** Rows with a sealed value, by id, after `after`. */
-  page(tx: Tx, after: string | undefined, limit: number): Promise<{ id: string; sealed: string }[]>;
+  page: (db: Database, after: string | undefined, limit: number) => Promise<{ id: string; sealed: string }[]>;
   /** Replaces the value of row `id` only if it is still `from`. */
-  replace(tx: Tx, id: string, from: string, to: string): Promise<boolean>;
+  replace: (db: Database, id: string, from: string, to: string) => Promise<boolean>;
 }
 
 /** Every sealed value Gatehouse stores. */
 export const sealedColumns: readonly SealedColumn[] = [
   { name: "SigningKey.privateJwkEncrypted", context: privateJwkContext, page: pageSealedSigningKeys, replace: replaceSealedSigningKey },
-  { name: "Client.secretEncrypted", context: clientSecretContext, page: pageSealedClientSecrets, replace: replaceSealedClientSecret },
+  {
+    name: "Client.secretEncrypted",
+    context: clientSecretContext,
+    // db/clients.ts still takes the Prisma client.
+    page: (db, after, limit) => pageSealedClientSecrets(db, after, limit),
+    replace: (db, id, from, to) => replaceSealedClientSecret(db, id, from, to),
+  },
 ];
 
 const pageSize = 200;
@@ -38,7 +44,7 @@ const pageSize = 200;
 async function* walkSealed(db: Database, column: SealedColumn): AsyncGenerator<{ id: string; sealed: string }> {
   let after: string | undefined;
   for (;;) {
-    const page = await column.page(db.prisma, after, pageSize);
+    const page = await column.page(db, after, pageSize);
     yield* page;
     if (page.length < pageSize) return;
     after = page[page.length - 1]!.id;
@@ -110,7 +116,7 @@ export async function resealSealedValues(db: Database, ring: MasterKeyRing, acto
       if (sealedWith(row.sealed) === newest) continue;
       const context = column.context(row.id);
       const resealed = await ring.encrypt(await ring.decrypt(row.sealed, context), context);
-      if (await column.replace(db.prisma, row.id, row.sealed, resealed)) count += 1;
+      if (await column.replace(db, row.id, row.sealed, resealed)) count += 1;
     }
     byColumn[column.name] = count;
   }

@@ -4,8 +4,10 @@
  * instance, since each request reads the database. Every revocation is
  * audited in the same transaction.
  */
-import type { Database, Tx } from "../db/database.ts";
-import { deleteGrantsAndTokens, deleteSessionsOfAccount, deleteSessionsWhere } from "../db/revocations.ts";
+import { transaction, type Database, type Tx } from "../db/transaction.ts";
+import { deleteClientCredentialsTokens, deleteGrantsAndTokens, deleteSessionsOfAccount, deleteSessionsWhere } from "../db/revocations.ts";
+import { findSessionAccount } from "../db/sessions.ts";
+import { findGrantParties } from "../db/grants.ts";
 import { appendAuditEvent } from "./audit.ts";
 import type { Actor } from "./actor.ts";
 import { AppError } from "../errors.ts";
@@ -28,7 +30,7 @@ export async function revokeUserAccess(tx: Tx, userId: string): Promise<Revocati
  * after a revoking DELETE the refresh token is refused (README, "Admin API").
  */
 export async function revokeUserSessions(db: Database, userId: string, actor: Actor): Promise<RevocationCount> {
-  return db.prisma.$transaction(async (tx) => {
+  return transaction(db, async (tx) => {
     const revoked = await revokeUserAccess(tx, userId);
     await appendAuditEvent(tx, db, { type: "sessions.revoked", ...actor, userId, data: { ...revoked, scope: "everywhere" } });
     return revoked;
@@ -37,8 +39,8 @@ export async function revokeUserSessions(db: Database, userId: string, actor: Ac
 
 /** Ends one session; not_found when there is no such session. */
 export async function revokeSession(db: Database, sessionId: string, actor: Actor): Promise<void> {
-  await db.prisma.$transaction(async (tx) => {
-    const session = await tx.oidcRecord.findUnique({ where: { model_id: { model: "Session", id: sessionId } }, select: { accountId: true } });
+  await transaction(db, async (tx) => {
+    const session = await findSessionAccount(tx, sessionId);
     if (!session) throw new AppError("not_found", "no such session");
     await deleteSessionsWhere(tx, { id: sessionId });
     await appendAuditEvent(tx, db, { type: "session.revoked", ...actor, userId: session.accountId, data: { session_id: sessionId } });
@@ -47,8 +49,8 @@ export async function revokeSession(db: Database, sessionId: string, actor: Acto
 
 /** Revokes one grant and everything issued under it. */
 export async function revokeGrant(db: Database, grantId: string, actor: Actor): Promise<void> {
-  await db.prisma.$transaction(async (tx) => {
-    const grant = await tx.oidcRecord.findUnique({ where: { model_id: { model: "Grant", id: grantId } }, select: { accountId: true, clientId: true } });
+  await transaction(db, async (tx) => {
+    const grant = await findGrantParties(tx, grantId);
     if (!grant) throw new AppError("not_found", "no such grant");
     await deleteGrantsAndTokens(tx, { grantId });
     await appendAuditEvent(tx, db, { type: "grant.revoked", ...actor, userId: grant.accountId, clientId: grant.clientId, data: { grant_id: grantId } });
@@ -57,7 +59,7 @@ export async function revokeGrant(db: Database, grantId: string, actor: Actor): 
 
 /** Revokes everything a user granted, or only what they granted one client. */
 export async function revokeUserGrants(db: Database, userId: string, clientId: string | undefined, actor: Actor): Promise<number> {
-  return db.prisma.$transaction(async (tx) => {
+  return transaction(db, async (tx) => {
     const grants = await deleteGrantsAndTokens(tx, { accountId: userId, clientId });
     await appendAuditEvent(tx, db, { type: "grants.revoked", ...actor, userId, clientId, data: { grants } });
     return grants;
@@ -75,14 +77,10 @@ export async function bulkRevoke(
   actor: Actor,
 ): Promise<RevocationCount> {
   if (!filter.userId && !filter.clientId) throw new AppError("invalid_request", "give user_id, client_id or both");
-  return db.prisma.$transaction(async (tx) => {
+  return transaction(db, async (tx) => {
     const grants = await deleteGrantsAndTokens(tx, { accountId: filter.userId, clientId: filter.clientId, issuedBefore: filter.issuedBefore });
     // Tokens a client holds for itself (client_credentials) have no grant.
-    if (filter.clientId && !filter.userId) {
-      await tx.oidcRecord.deleteMany({
-        where: { model: "ClientCredentials", clientId: filter.clientId, ...(filter.issuedBefore && { createdAt: { lt: filter.issuedBefore } }) },
-      });
-    }
+    if (filter.clientId && !filter.userId) await deleteClientCredentialsTokens(tx, { clientId: filter.clientId, issuedBefore: filter.issuedBefore });
     const sessions = filter.userId && !filter.clientId ? await deleteSessionsWhere(tx, { accountId: filter.userId, issuedBefore: filter.issuedBefore }) : 0;
     await appendAuditEvent(tx, db, {
       type: "revocation.bulk",

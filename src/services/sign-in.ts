@@ -162,7 +162,7 @@ async function attemptSignIn(
 export async function signInWithPassword(deps: SignInDeps, attempt: PasswordAttempt): Promise<SignInResult> {
   const account = attempt.email.trim().toLowerCase();
   return attemptSignIn(deps, "password", attempt, account, async () => {
-    const user = account.length <= 254 ? await findUserByEmail(deps.db.prisma, account) : null;
+    const user = account.length <= 254 ? await findUserByEmail(deps.db, account) : null;
     const valid = await verifyPassword(user?.passwordHash ?? (await dummyPasswordHash(deps.argon2)), attempt.password);
     if (!user) return { ok: false, reason: "unknown_email" };
     if (!user.passwordHash) return { ok: false, reason: "no_password", user };

@@ -10,7 +10,7 @@
  * picks the new set up by itself (jobs/key-set.ts).
  */
 import type { Config } from "../config.ts";
-import type { Database, Tx } from "../db/database.ts";
+import type { Database, Tx } from "../db/transaction.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
 import { withExclusiveLock, withExclusiveLockWait, lockBusy } from "../db/locks.ts";
 import {
@@ -187,7 +187,7 @@ async function generateFor(ring: MasterKeyRing, changes: KeyChanges): Promise<Ma
  */
 export async function runKeyLifecycle(db: Database, ring: MasterKeyRing, policy: KeyPolicy, actor: Actor, now = new Date()): Promise<KeyChanges | undefined> {
   // Keys are generated before the lock for what is due now; the plan is made again under the lock.
-  const made = await generateFor(ring, planKeyLifecycle(await listSigningKeyStates(db.prisma), now, policy));
+  const made = await generateFor(ring, planKeyLifecycle(await listSigningKeyStates(db), now, policy));
   const result = await withExclusiveLock(db, lockName, async (tx) => {
     const changes = planKeyLifecycle(await listSigningKeyStates(tx), now, policy);
     for (const { alg } of changes.create) if (!made.get(alg)?.length) made.set(alg, [await makeKey(ring, alg)]);

@@ -5,7 +5,7 @@
  * grants in that same transaction.
  */
 import { randomUUID } from "node:crypto";
-import type { Database } from "../db/database.ts";
+import { transaction, type Database } from "../db/transaction.ts";
 import { isUniqueViolation } from "../db/errors.ts";
 import { deleteUserRow, findUserByEmail, findUserById, insertUser, listUserRows, updateUserRow, type UserRow } from "../db/users.ts";
 import { checkPasswordPolicy, hashPassword, type Argon2Params } from "../auth/passwords.ts";
@@ -84,7 +84,7 @@ export function toUserView(row: UserRow): UserView {
 }
 
 async function requireUser(db: Database, id: string): Promise<UserRow> {
-  const user = await findUserById(db.prisma, id);
+  const user = await findUserById(db, id);
   if (!user) throw new AppError("not_found", "no such user");
   return user;
 }
@@ -96,7 +96,7 @@ export async function createUser(db: Database, argon2: Argon2Params, input: Crea
   const role = checkRole(input.role ?? "member");
   const passwordHash = input.password === undefined ? null : await checkedHash(input.password, argon2);
   try {
-    const row = await db.prisma.$transaction(async (tx) => {
+    const row = await transaction(db, async (tx) => {
       const user = await insertUser(tx, { id: randomUUID(), email, name, role, passwordHash });
       await appendAuditEvent(tx, db, { type: "user.created", ...actor, userId: user.id, data: { email, role, with_password: passwordHash !== null } });
       return user;
@@ -115,7 +115,7 @@ export async function getUser(db: Database, id: string): Promise<UserView> {
 /** Users in id order, a page at a time; `email` finds one user. */
 export async function listUsers(db: Database, query: { email?: string; after?: string; limit: number }): Promise<UserView[]> {
   const email = query.email === undefined ? undefined : query.email.trim().toLowerCase();
-  return (await listUserRows(db.prisma, { email, afterId: query.after, limit: query.limit })).map(toUserView);
+  return (await listUserRows(db, { email, afterId: query.after, limit: query.limit })).map(toUserView);
 }
 
 /** Changes name, role or disabled; disabling revokes sessions and grants. */
@@ -125,7 +125,7 @@ export async function updateUser(db: Database, id: string, input: UpdateUserInpu
   if (input.role !== undefined) data.role = checkRole(input.role);
   if (input.disabled !== undefined) data.disabled = input.disabled;
   const before = await requireUser(db, id);
-  const row = await db.prisma.$transaction(async (tx) => {
+  const row = await transaction(db, async (tx) => {
     const user = await updateUserRow(tx, id, data);
     const revoked = data.disabled === true ? await revokeUserAccess(tx, id) : undefined;
     await appendAuditEvent(tx, db, {
@@ -142,7 +142,7 @@ export async function updateUser(db: Database, id: string, input: UpdateUserInpu
 /** Deletes a user, their passkeys (cascade), sessions and grants. */
 export async function deleteUser(db: Database, id: string, actor: Actor): Promise<void> {
   const user = await requireUser(db, id);
-  await db.prisma.$transaction(async (tx) => {
+  await transaction(db, async (tx) => {
     const revoked = await revokeUserAccess(tx, id);
     await deleteUserRow(tx, id);
     await appendAuditEvent(tx, db, { type: "user.deleted", ...actor, userId: id, data: { email: user.email, revoked } });
@@ -156,7 +156,7 @@ export async function deleteUser(db: Database, id: string, actor: Actor): Promis
 export async function setUserPassword(db: Database, argon2: Argon2Params, id: string, password: string, actor: Actor): Promise<UserView> {
   const passwordHash = await checkedHash(password, argon2);
   await requireUser(db, id);
-  const row = await db.prisma.$transaction(async (tx) => {
+  const row = await transaction(db, async (tx) => {
     const user = await updateUserRow(tx, id, { passwordHash });
     const revoked = await revokeUserAccess(tx, id);
     await appendAuditEvent(tx, db, { type: "password.changed", ...actor, userId: id, data: { revoked } });
@@ -167,7 +167,7 @@ export async function setUserPassword(db: Database, argon2: Argon2Params, id: st
 
 /** The CLI's form: the user named by email. */
 export async function setUserPasswordByEmail(db: Database, argon2: Argon2Params, email: string, password: string, actor: Actor): Promise<UserView> {
-  const user = await findUserByEmail(db.prisma, normalizeEmail(email));
+  const user = await findUserByEmail(db, normalizeEmail(email));
   if (!user) throw new AppError("not_found", `no user with email ${email}`);
   return setUserPassword(db, argon2, user.id, password, actor);
 }

@@ -5,7 +5,7 @@
  * request, and must follow the provider when a new key set replaces it.
  */
 import t from "tap";
-import { startApp, type RunningApp } from "../helpers/http-flow.ts";
+import { buildTestApp, injectBehindTls, startApp, type RunningApp } from "../helpers/http-flow.ts";
 import { rotateSigningKeys } from "../../src/services/signing-keys.ts";
 import { cliOperator } from "../../src/services/actor.ts";
 
@@ -59,4 +59,21 @@ t.test("a new provider (a new key set) is answered afresh", async (t) => {
   const after = JSON.parse((await get(running, "/jwks")).body) as { keys: { kid: string }[] };
   for (const kid of made) t.ok(after.keys.some((k) => k.kid === kid), `${kid} is published at once`);
   t.equal(after.keys.length, before.keys.length + made.length, "next to the keys published before");
+});
+
+t.test("the provider's responses carry the security headers of our own routes (helmet's), HSTS included on https", async (t) => {
+  const issuer = "https://id.example.test";
+  const { app } = await buildTestApp(t, { env: { ISSUER: issuer, TRUST_PROXY: "true" } });
+  const { inject } = injectBehindTls(app, issuer);
+  const security = (headers: Record<string, unknown>) =>
+    Object.fromEntries(
+      Object.entries(headers).filter(([name]) => /^(cross-origin|origin-agent|referrer|strict-transport|x-content|x-dns|x-download|x-frame|x-permitted|x-xss)/.test(name)),
+    );
+  const ours = security((await inject("GET", "/healthz")).headers);
+  t.equal(ours["strict-transport-security"], "max-age=31536000; includeSubDomains", "helmet's HSTS on our own route");
+  for (const [method, url] of [["GET", "/jwks"], ["GET", "/jwks"], ["GET", "/.well-known/openid-configuration"], ["POST", "/token"], ["GET", "/auth"]] as const) {
+    const res = await inject(method, url);
+    t.same(security(res.headers), ours, `${method} ${url}: the same security headers`);
+    t.match(String(res.headers["content-security-policy"]), /frame-ancestors 'none'/, "and a CSP");
+  }
 });
