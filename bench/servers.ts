@@ -1,8 +1,9 @@
 /**
  * Starts the two servers the benchmark compares, as child processes on
- * 127.0.0.1: Gatehouse (src/server.ts, its real entry point, on a throwaway
- * SQLite or PostgreSQL database prepared with the real CLI) and the baseline
- * (bench/baseline.ts). Also reads a process's resident memory.
+ * 127.0.0.1: Gatehouse (dist/server.js, the compiled entry point that
+ * production runs, on a throwaway SQLite or PostgreSQL database prepared with
+ * the real CLI) and the baseline (bench/baseline.ts). Also reads a process's
+ * resident memory.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -11,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { freePort, runCli as runCliProcess } from "../test/helpers/processes.ts";
+import { freePort, runCli as runCliProcess, serverArgs } from "../test/helpers/processes.ts";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -111,9 +112,10 @@ async function createDatabase(postgresUrl: string | undefined): Promise<{ url: s
 }
 
 /**
- * Gatehouse from src/server.ts on a fresh database: migrated, one client
- * (authorization_code, refresh_token, client_credentials; client_secret_basic)
- * and one user created with the `gatehouse` CLI before the server starts.
+ * Gatehouse from dist/server.js (`npm run bench` builds it first when stale)
+ * on a fresh database: migrated, one client (authorization_code,
+ * refresh_token, client_credentials; client_secret_basic) and one user
+ * created with the `gatehouse` CLI before the server starts.
  * Rate limits are raised out of the way: the benchmark sends thousands of
  * requests a second from one address, and its virtual users sign in as one
  * account concurrently (the per-account limiter counts attempts in flight).
@@ -147,7 +149,7 @@ export async function startGatehouse(options: { postgresUrl?: string; cpuProfile
     await runCli(["users", "create", "--email", user.email, "--password-stdin"], env, user.password);
     // --cpu-prof writes a .cpuprofile when the process exits (Node.js CLI docs), which server.ts does on SIGTERM.
     const profile = options.cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir] : [];
-    const { child, stop } = await startChild([...profile, "--import", "tsx", join(root, "src/server.ts")], env, url, "/readyz");
+    const { child, stop } = await startChild([...profile, ...serverArgs()], env, url, "/readyz");
     return {
       name: "gatehouse",
       url,

@@ -1,6 +1,14 @@
 #!/usr/bin/env node
-// The `gatehouse` command. Sources are TypeScript, run through tsx's loader.
-import { register } from "tsx/esm/api";
+// The `gatehouse` command: the compiled CLI (dist/cli/main.js), plain
+// JavaScript run with no TypeScript loader. In a checkout, dist/ is built by
+// `npm run build` (npm install and npm start build it too); when it is
+// missing or older than src/, this stops with one line instead of running
+// old code.
+import { staleBuildReason } from "../scripts/build-state.mjs";
 
-register();
-await import("../src/cli/main.ts");
+const stale = staleBuildReason(new URL("..", import.meta.url));
+if (stale) {
+  process.stderr.write(`gatehouse: ${stale}: run \`npm run build\`\n`);
+  process.exit(1);
+}
+await import("../dist/cli/main.js");

@@ -3,17 +3,24 @@
  * relying party is the issuer (RP ID its host name, origin its origin), so a
  * credential made for Gatehouse works nowhere else and vice versa.
  */
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransport,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransport,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from "@simplewebauthn/server";
+
+let webauthn: Promise<typeof import("@simplewebauthn/server")> | undefined;
+
+/**
+ * @simplewebauthn/server, loaded by the first ceremony rather than at start:
+ * with its certificate-parsing dependencies it was about a sixth of the
+ * server's start-up time and 25 MB resident (docs/PERFORMANCE.md).
+ */
+function loadWebAuthn() {
+  return (webauthn ??= import("@simplewebauthn/server"));
+}
 
 export interface RelyingParty {
   id: string;
@@ -43,6 +50,7 @@ export async function createRegistrationOptions(
   user: { id: string; email: string; name: string | null },
   existing: StoredCredential[],
 ): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const { generateRegistrationOptions } = await loadWebAuthn();
   return generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
@@ -60,6 +68,7 @@ export async function createRegistrationOptions(
 }
 
 export async function checkRegistration(rp: RelyingParty, response: RegistrationResponseJSON, expectedChallenge: string) {
+  const { verifyRegistrationResponse } = await loadWebAuthn();
   const result = await verifyRegistrationResponse({
     response,
     expectedChallenge,
@@ -80,6 +89,7 @@ export async function checkRegistration(rp: RelyingParty, response: Registration
 }
 
 export async function createAuthenticationOptions(rp: RelyingParty): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  const { generateAuthenticationOptions } = await loadWebAuthn();
   // No allowCredentials: the authenticator offers its discoverable credentials.
   return generateAuthenticationOptions({ rpID: rp.id, userVerification: "preferred" });
 }
@@ -90,6 +100,7 @@ export async function checkAuthentication(
   expectedChallenge: string,
   stored: StoredCredential,
 ) {
+  const { verifyAuthenticationResponse } = await loadWebAuthn();
   const result = await verifyAuthenticationResponse({
     response,
     expectedChallenge,

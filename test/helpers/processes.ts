@@ -1,14 +1,28 @@
 /**
- * Runs Gatehouse's real entry points as child processes: the server
- * (src/server.ts) and the CLI (bin/gatehouse.js).
+ * Runs Gatehouse's real entry points as child processes, as production runs
+ * them: the compiled server (dist/server.js) and the CLI (bin/gatehouse.js,
+ * which runs dist/cli/main.js), with no TypeScript loader. tap builds dist/
+ * before the tests (test/helpers/build-dist.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Test } from "tap";
+import { staleBuildReason } from "../../scripts/build-state.mjs";
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
+
+/**
+ * The arguments that start the compiled server: `node ...serverArgs()`.
+ * Throws when dist/ is missing or older than src/, so that no test runs old
+ * code (tap builds it first; a test file run some other way may not have).
+ */
+export function serverArgs(): string[] {
+  const stale = staleBuildReason(root);
+  if (stale) throw new Error(`${stale}: run \`npm run build\` (tap runs it before the tests)`);
+  return [join(root, "dist/server.js")];
+}
 
 export interface RunResult {
   code: number | null;
@@ -67,7 +81,7 @@ export interface ServerProcess {
 }
 
 /**
- * Starts src/server.ts on a free port and waits until /readyz answers 200.
+ * Starts the compiled server on a free port and waits until /readyz answers 200.
  * `issuerHost` "localhost" gives an issuer WebAuthn accepts (an RP ID cannot be an IP address).
  */
 export async function startServer(
@@ -77,7 +91,7 @@ export async function startServer(
 ): Promise<ServerProcess> {
   const port = await freePort();
   const url = `http://${issuerHost}:${port}`;
-  const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/server.ts")], {
+  const child = spawn(process.execPath, serverArgs(), {
     cwd: root,
     env: childEnv({ PORT: String(port), ISSUER: url, ...env }),
   });

@@ -15,9 +15,8 @@ import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { createClient } from "../../src/services/clients.ts";
 import type { Database } from "../../src/db/database.ts";
 import { providers, createTestDatabase } from "../helpers/databases.ts";
-import { freePort, runCli, startServer, root } from "../helpers/processes.ts";
+import { freePort, runCli, startServer, root, serverArgs } from "../helpers/processes.ts";
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 
 const b64 = (key: Buffer) => key.toString("base64");
 
@@ -42,7 +41,7 @@ async function clientCredentials(base: string, clientId: string, secret: string)
 async function failedStart(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   const port = String(await freePort());
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/server.ts")], { cwd: root, env: { PATH: process.env.PATH, LOG_LEVEL: "warn", PORT: port, ...env } });
+    const child = spawn(process.execPath, serverArgs(), { cwd: root, env: { PATH: process.env.PATH, LOG_LEVEL: "warn", PORT: port, ...env } });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     child.on("close", (code) => resolve({ code, stderr: stderr.replace(/^oidc-provider WARNING.*\n/m, "") }));

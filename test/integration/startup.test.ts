@@ -4,11 +4,11 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { root } from "../helpers/processes.ts";
+import { root, serverArgs } from "../helpers/processes.ts";
 
 function startServer(env: Record<string, string>): Promise<{ code: number | null; stderr: string; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/server.ts")], {
+    const child = spawn(process.execPath, serverArgs(), {
       cwd: root,
       env: { PATH: process.env.PATH, ...env },
     });
