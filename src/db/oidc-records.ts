@@ -131,15 +131,25 @@ export interface StoredRecord {
  * request. Both come from the same snapshot of the database.
  */
 export async function findOidcRecordsWithGrant(db: Database, models: readonly string[], ids: readonly string[]): Promise<StoredRecord[]> {
-  const tokens = `"model" IN (${placeholders(models)}) AND "id" IN (${placeholders(ids)})`;
+  // A join, not a subquery: SQLite builds a temporary table for an
+  // IN (SELECT ...) list on every run, which cost ten times the lookups.
   const rows = await db.sql.query(
-    `SELECT "model", "id", "grantId", "payload", "expiresAt", "consumedAt" FROM "OidcRecord" WHERE ${tokens}
-     UNION ALL
-     SELECT "model", "id", "grantId", "payload", "expiresAt", "consumedAt" FROM "OidcRecord"
-     WHERE "model" = 'Grant' AND "id" IN (SELECT "grantId" FROM "OidcRecord" WHERE ${tokens} AND "grantId" IS NOT NULL)`,
-    [...models, ...ids, ...models, ...ids],
+    `SELECT t."model", t."id", t."grantId", t."payload", t."expiresAt", t."consumedAt",
+            g."payload" AS "grantPayload", g."expiresAt" AS "grantExpiresAt"
+     FROM "OidcRecord" t LEFT JOIN "OidcRecord" g ON g."model" = 'Grant' AND g."id" = t."grantId"
+     WHERE t."model" IN (${placeholders(models)}) AND t."id" IN (${placeholders(ids)})`,
+    [...models, ...ids],
   );
-  return rows.map((row) => ({ model: row.model as string, id: row.id as string, grantId: (row.grantId as string | null) ?? null, row: rowOf(row)! }));
+  const records: StoredRecord[] = [];
+  for (const row of rows) {
+    const grantId = (row.grantId as string | null) ?? null;
+    records.push({ model: row.model as string, id: row.id as string, grantId, row: rowOf(row)! });
+    if (grantId !== null && row.grantPayload !== null && row.grantPayload !== undefined) {
+      const grant = { payload: row.grantPayload as string, expiresAt: toDate(row.grantExpiresAt), consumedAt: null };
+      records.push({ model: "Grant", id: grantId, grantId: null, row: grant });
+    }
+  }
+  return records;
 }
 
 /** The payload of a stored row, if it is live (see findOidcRecord). */

@@ -49,7 +49,7 @@ const models = new Set(["Session", "Interaction", "Grant", "AuthorizationCode", 
 
 /** The oidc-provider models a statement's parameters name: "RefreshToken", or "tokens + Grant" for the combined lookup. */
 function modelsNamed(sql: string, args: readonly unknown[]): string | undefined {
-  if (/UNION ALL/i.test(sql)) return "token + its Grant";
+  if (/LEFT JOIN/i.test(sql)) return "token + its Grant";
   return args.find((p): p is string => typeof p === "string" && models.has(p));
 }
 
