@@ -4,7 +4,7 @@
  * which runs dist/cli/main.js), with no TypeScript loader. tap builds dist/
  * before the tests (test/helpers/build-dist.ts).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,10 +36,9 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...base, ...env };
 }
 
-/** Runs `gatehouse ...args` with `env`, feeding `stdin`. */
-export function runCli(args: string[], env: Record<string, string>, stdin = ""): Promise<RunResult> {
+/** What a child process wrote and how it exited, once it has (stdin is fed `stdin`, then closed). */
+export function outcomeOf(child: ChildProcessWithoutNullStreams, stdin = ""): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "bin/gatehouse.js"), ...args], { cwd: root, env: childEnv(env) });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -48,6 +47,11 @@ export function runCli(args: string[], env: Record<string, string>, stdin = ""):
     child.on("close", (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(stdin);
   });
+}
+
+/** Runs `gatehouse ...args` with `env`, feeding `stdin`. */
+export function runCli(args: string[], env: Record<string, string>, stdin = ""): Promise<RunResult> {
+  return outcomeOf(spawn(process.execPath, [join(root, "bin/gatehouse.js"), ...args], { cwd: root, env: childEnv(env) }), stdin);
 }
 
 /** `gatehouse audit verify [args]` against an app's database and keys, with its JSON output parsed. */

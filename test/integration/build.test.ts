@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { root, runCli, startServer, type RunResult } from "../helpers/processes.ts";
+import { outcomeOf, root, runCli, startServer, type RunResult } from "../helpers/processes.ts";
 
 /** Relative imports of TypeScript files, and any import of tsx: what plain Node.js cannot run. */
 const typeScriptImport = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["'](?:\.{1,2}\/[^"']*\.[mc]?tsx?|tsx(?:\/[^"']*)?)["']/;
@@ -44,15 +44,7 @@ t.test("the server runs from dist/ as plain JavaScript, with no TypeScript loade
 
 /** Runs a copy of bin/gatehouse.js inside `checkout`. */
 function runBin(checkout: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(checkout, "bin/gatehouse.js")], { cwd: checkout, env: { PATH: process.env.PATH } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return outcomeOf(spawn(process.execPath, [join(checkout, "bin/gatehouse.js")], { cwd: checkout, env: { PATH: process.env.PATH } }));
 }
 
 t.test("the gatehouse command stops with one line when dist/ is missing or older than src/", async (t) => {
