@@ -103,9 +103,11 @@ for (const provider of providers(t)) {
       await t.test("while the notification connection is down, the cache is not used", async (t) => {
         const client = await newClient(cluster);
         t.equal((await clientCredentials(b, client)).status, 200, "cached");
-        // Cut every listening session (what a database restart or a network cut does).
+        // Cut the listening sessions of this test's database (what a database
+        // restart or a network cut does), not those of tests running beside it.
         const cut = await a.db.prisma.$queryRaw<{ cut: boolean }[]>`
-          SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE query = 'LISTEN gatehouse_cache' AND pid <> pg_backend_pid()`;
+          SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity
+          WHERE query = 'LISTEN gatehouse_cache' AND datname = current_database() AND pid <> pg_backend_pid()`;
         t.ok(cut.length >= 2, `the listeners of both instances were cut (${cut.length})`);
         // Let the instances see their connections end (they reconnect after 1 s).
         await new Promise((resolve) => setTimeout(resolve, 300));
@@ -114,7 +116,8 @@ for (const provider of providers(t)) {
         t.equal((await clientCredentials(b, { ...client, clientSecret: secret })).status, 200);
         // Once listening again, the cache works again and still follows changes.
         await new Promise((resolve) => setTimeout(resolve, 1500));
-        const listening = await a.db.prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM pg_stat_activity WHERE query = 'LISTEN gatehouse_cache'`;
+        const listening = await a.db.prisma.$queryRaw<{ n: bigint }[]>`
+          SELECT count(*) AS n FROM pg_stat_activity WHERE query = 'LISTEN gatehouse_cache' AND datname = current_database()`;
         t.ok(Number(listening[0]!.n) >= 2, "both instances listen again");
         const before = b.db.statements();
         t.equal((await clientCredentials(b, { ...client, clientSecret: secret })).status, 200);
