@@ -38,6 +38,32 @@ export async function insertAuditEvent(tx: Tx, row: Omit<AuditRow, "seq">): Prom
   await tx.auditEvent.create({ data: row });
 }
 
+/**
+ * Appends one event on its own: `chain` makes the row from the current
+ * head's hash. On SQLite, one synchronous BEGIN IMMEDIATE transaction on
+ * the process's connection (SqlDriver.immediate): four prepared statements
+ * that hold the connection for microseconds, where a transaction() through
+ * Prisma holds it across several awaits. Elsewhere, transaction().
+ */
+export async function appendAuditEventAlone(db: Database, chain: (prevHash: string | undefined) => Omit<AuditRow, "seq">): Promise<void> {
+  if (db.sql.immediate) {
+    await db.sql.immediate((sql) => {
+      const [head] = sql.query(`SELECT "hash" FROM "AuditEvent" ORDER BY "seq" DESC LIMIT 1`, []);
+      const row = chain(head?.hash as string | undefined);
+      sql.execute(
+        `INSERT INTO "AuditEvent" ("id", "createdAt", "type", "actorType", "actorId", "userId", "clientId", "ip", "userAgent", "data", "prevHash", "hash")
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [row.id, row.createdAt, row.type, row.actorType, row.actorId, row.userId, row.clientId, row.ip, row.userAgent, row.data, row.prevHash, row.hash],
+      );
+    });
+    return;
+  }
+  await transaction(db, async (tx) => {
+    await lockAuditChain(tx);
+    await insertAuditEvent(tx, chain(await findLastAuditHash(tx)));
+  });
+}
+
 /** The newest event's sequence number and hash, or null for an empty log. */
 export async function findAuditHead(db: Queryable): Promise<Pick<AuditRow, "seq" | "hash"> | null> {
   return clientOf(db).auditEvent.findFirst({ orderBy: { seq: "desc" }, select: { seq: true, hash: true } });

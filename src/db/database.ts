@@ -119,6 +119,20 @@ export interface SqlDriver {
   query(sql: string, args: readonly SqlValue[]): Promise<SqlRow[]>;
   /** Runs an INSERT, UPDATE or DELETE and returns how many rows it changed. */
   execute(sql: string, args: readonly SqlValue[]): Promise<number>;
+  /**
+   * SQLite only: runs synchronous `work` as one `BEGIN IMMEDIATE` transaction
+   * in a single turn of the connection, committed when it returns, rolled
+   * back when it throws. For short read-then-write work that needs nothing
+   * but SQL and computation (the audit chain's append); anything else uses
+   * transaction() (transaction.ts).
+   */
+  immediate?<T>(work: (sql: SyncSql) => T): Promise<T>;
+}
+
+/** db.sql inside SqlDriver.immediate: the same statements, run synchronously. */
+export interface SyncSql {
+  query(sql: string, args: readonly SqlValue[]): SqlRow[];
+  execute(sql: string, args: readonly SqlValue[]): number;
 }
 
 export interface OpenOptions {
@@ -264,15 +278,33 @@ function sqliteDriver(counter: StatementCounter, adapter: () => DriverAdapter): 
   // Each statement takes its turn on the connection (sqlite-connection.ts):
   // at once when no transaction is open, as better-sqlite3 runs it to the
   // end before anything else can.
-  return {
+  const sync: SyncSql = {
     query(sql, args) {
       counter.onQuery?.(sql, args);
-      return connection().inTurn(() => prepare(sql).all(...bind(args)) as SqlRow[]);
+      return prepare(sql).all(...bind(args)) as SqlRow[];
     },
     execute(sql, args) {
       counter.onQuery?.(sql, args);
-      return connection().inTurn(() => prepare(sql).run(...bind(args)).changes);
+      return prepare(sql).run(...bind(args)).changes;
     },
+  };
+  return {
+    query: (sql, args) => connection().inTurn(() => sync.query(sql, args)),
+    execute: (sql, args) => connection().inTurn(() => sync.execute(sql, args)),
+    immediate: (work) =>
+      connection().inTurn(() => {
+        // IMMEDIATE: the write lock first, waited for under busy_timeout,
+        // so that what is read cannot be changed before the write.
+        sync.execute("BEGIN IMMEDIATE", []);
+        try {
+          const result = work(sync);
+          sync.execute("COMMIT", []);
+          return result;
+        } catch (error) {
+          sync.execute("ROLLBACK", []);
+          throw error;
+        }
+      }),
   };
 }
 

@@ -16,9 +16,10 @@
  * rewritten: heads kept by operators stay valid.
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
-import { transaction, type Database, type Tx } from "../db/transaction.ts";
+import type { Database, Tx } from "../db/transaction.ts";
 import { MasterKeyError, type DerivedKey, type MasterKeyRing } from "../crypto/master-keys.ts";
 import {
+  appendAuditEventAlone,
   findAuditEventBySeq,
   findAuditHead,
   findLastAuditHash,
@@ -97,10 +98,21 @@ function keyIdOf(value: string | null): string | undefined {
 
 /** Appends an event inside the caller's transaction `tx`. */
 export async function appendAuditEvent(tx: Tx, db: Pick<Database, "auditKey">, input: AuditInput): Promise<void> {
-  // Fail before writing anything: an unchained event would break verification.
-  if (!db.auditKey) throw new Error("the audit log needs the master key: open the database with an audit key");
+  const chain = chainer(db, input);
   await lockAuditChain(tx);
-  const prevHash = (await findLastAuditHash(tx)) ?? genesis;
+  await insertAuditEvent(tx, chain(await findLastAuditHash(tx)));
+}
+
+/** Records an event that has no other change to share a transaction with. */
+export async function recordAuditEvent(db: Database, input: AuditInput): Promise<void> {
+  await appendAuditEventAlone(db, chainer(db, input));
+}
+
+/** The event's row, linked to the head whose hash it is given. */
+function chainer(db: Pick<Database, "auditKey">, input: AuditInput) {
+  const key = db.auditKey;
+  // Fail before writing anything: an unchained event would break verification.
+  if (!key) throw new Error("the audit log needs the master key: open the database with an audit key");
   const row = {
     id: randomUUID(),
     createdAt: new Date(),
@@ -113,12 +125,10 @@ export async function appendAuditEvent(tx: Tx, db: Pick<Database, "auditKey">, i
     userAgent: input.userAgent?.slice(0, 512) ?? null,
     data: JSON.stringify(input.data ?? {}),
   };
-  await insertAuditEvent(tx, { ...row, prevHash, hash: hashEvent(db.auditKey, prevHash, row) });
-}
-
-/** Records an event that has no other change to share a transaction with. */
-export async function recordAuditEvent(db: Database, input: AuditInput): Promise<void> {
-  await transaction(db, (tx) => appendAuditEvent(tx, db, input));
+  return (head: string | undefined) => {
+    const prevHash = head ?? genesis;
+    return { ...row, prevHash, hash: hashEvent(key, prevHash, row) };
+  };
 }
 
 /** The newest event: what an operator keeps to prove later that nothing was cut from the end. */
