@@ -1,6 +1,6 @@
 /** Queries on the User table. Emails are stored lower-cased (see prisma/models.prisma). */
-import type { Database } from "./database.ts";
-import { toBool } from "./sql.ts";
+import type { Database, SqlRow } from "./database.ts";
+import { toBool, toDate } from "./sql.ts";
 import { clientOf, dialectOf, type Queryable, type Tx } from "./transaction.ts";
 
 export interface UserRow {
@@ -43,7 +43,28 @@ export async function findUserProfile(db: Queryable, id: string): Promise<UserPr
 }
 
 export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | null> {
+  if ("sql" in db) {
+    // Every password sign-in runs it, outside a transaction: db.sql.
+    const [row] = await db.sql.query(
+      `SELECT "id", "email", "name", "role", "disabled", "passwordHash", "createdAt", "updatedAt" FROM "User" WHERE "email" = ?`,
+      [email.toLowerCase()],
+    );
+    return row ? userRowOf(row) : null;
+  }
   return clientOf(db).user.findUnique({ where: { email: email.toLowerCase() } });
+}
+
+function userRowOf(row: SqlRow): UserRow {
+  return {
+    id: row.id as string,
+    email: row.email as string,
+    name: (row.name as string | null) ?? null,
+    role: row.role as string,
+    disabled: toBool(row.disabled),
+    passwordHash: (row.passwordHash as string | null) ?? null,
+    createdAt: toDate(row.createdAt)!,
+    updatedAt: toDate(row.updatedAt)!,
+  };
 }
 
 /** Whether the user has a password (false also for no such user). */
