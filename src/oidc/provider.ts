@@ -226,8 +226,9 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
         : renderErrorPage("Sign-in error", message, requestIdOf(ctx));
     },
     ttl: {
-      AccessToken: config.accessTokenTtl,
-      ClientCredentials: config.accessTokenTtl,
+      // A resource server's own access_token_ttl, else ACCESS_TOKEN_TTL.
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
       IdToken: config.idTokenTtl,
       // Absolute: rotation never extends a refresh token past its first expiry.
       RefreshToken(ctx) {

@@ -272,3 +272,21 @@ export async function registeredResourceScopes(db: Database): Promise<Set<string
   return new Set((await listResourceServerRows(db)).flatMap((r) => r.scopes.map((s) => s.name)));
 }
 
+
+/**
+ * What the consent page shows for the scopes of resource servers that a
+ * client asks for (oidc-provider's missingResourceScopes: indicator -> scopes):
+ * each scope's description, or which API it opens when it has none.
+ */
+export async function describeResourceScopes(db: Database, missing: Record<string, string[]>): Promise<{ name: string; description: string }[]> {
+  const indicators = Object.keys(missing);
+  if (indicators.length === 0) return [];
+  const rows = await listResourceServerRows(db);
+  return indicators.flatMap((indicator) => {
+    const row = rows.find((r) => r.identifier === indicator);
+    return (missing[indicator] ?? []).map((name) => {
+      const description = row?.scopes.find((s) => s.name === name)?.description || scopeDescriptions[name] || `use ${row?.name ?? indicator}`;
+      return { name, description };
+    });
+  });
+}

@@ -1,2 +1,0 @@
-/** The consent page's texts per scope live with the scope vocabulary (src/scopes.ts). */
-export { scopeDescriptions } from "../scopes.ts";
