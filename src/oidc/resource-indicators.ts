@@ -7,7 +7,8 @@
  */
 import { errors, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { Database } from "../db/database.ts";
-import { listAllResourceServers } from "../db/resource-servers.ts";
+import { listAllResourceServers, type ResourceServerRow } from "../db/resource-servers.ts";
+import { requestReads } from "./request-scope.ts";
 import { adminResourceFor, adminScopes } from "../scopes.ts";
 
 /** A resource server as the provider's callbacks see it. */
@@ -26,6 +27,23 @@ export interface ResourceIndicatorSettings {
   accessTokenTtl: number;
 }
 
+const readKey = "ResourceServer:all";
+
+/**
+ * The registered resource servers, read once per provider request (a token
+ * request asks for them in defaultResource and getResourceServerInfo,
+ * introspection for its policy; see request-scope.ts).
+ */
+function readResourceServers(db: Database): Promise<ResourceServerRow[]> {
+  const reads = requestReads();
+  let read = reads?.get(readKey) as Promise<ResourceServerRow[]> | undefined;
+  if (!read) {
+    read = listAllResourceServers(db);
+    reads?.set(readKey, read);
+  }
+  return read;
+}
+
 /** Every resource server: the admin API (opaque, so that revocation is immediate) and the registered ones. */
 export async function knownResourceServers(db: Database, settings: ResourceIndicatorSettings): Promise<KnownResourceServer[]> {
   const admin: KnownResourceServer = {
@@ -36,7 +54,7 @@ export async function knownResourceServers(db: Database, settings: ResourceIndic
     accessTokenTtl: settings.accessTokenTtl,
     introspectionClients: [],
   };
-  const rows = await listAllResourceServers(db);
+  const rows = await readResourceServers(db);
   return [
     admin,
     ...rows.map((r) => ({

@@ -277,13 +277,20 @@ export async function updateClient(
   const row = await findClientRow(db, clientId);
   if (!row) throw new AppError("not_found", "no such client");
   const current = toClientView(row);
+  const resourceScopes = await registeredResourceScopes(db);
+  // Scopes of a resource server deleted since (or of a scope it dropped) are
+  // left out of a kept scope, rather than refusing every change to the client.
+  const keptScope = current.scope
+    .split(" ")
+    .filter((s) => s && ((supportedScopes as readonly string[]).includes(s) || resourceScopes.has(s)))
+    .join(" ");
   const merged: CreateClientInput = {
     name: input.name ?? current.client_name,
     redirectUris: input.redirectUris ?? current.redirect_uris,
     postLogoutRedirectUris: input.postLogoutRedirectUris ?? current.post_logout_redirect_uris,
     tokenEndpointAuthMethod: current.token_endpoint_auth_method,
     grantTypes: input.grantTypes ?? current.grant_types,
-    scope: input.scope ?? current.scope,
+    scope: input.scope ?? keptScope,
     firstParty: input.firstParty ?? current.first_party,
     backchannelLogoutUri: input.backchannelLogoutUri ?? current.backchannel_logout_uri ?? undefined,
     // Keys are replaced as a whole: new jwks drop a jwks_uri and the other way round.
@@ -293,7 +300,7 @@ export async function updateClient(
     idTokenSignedResponseAlg: input.idTokenSignedResponseAlg ?? current.id_token_signed_response_alg,
     introspectionSignedResponseAlg: input.introspectionSignedResponseAlg ?? current.introspection_signed_response_alg,
   };
-  const metadata = buildClientMetadata(merged, await registeredResourceScopes(db));
+  const metadata = buildClientMetadata(merged, resourceScopes);
   await validate?.({ ...metadata, client_id: clientId, ...(usesSecret(metadata) && { client_secret: "unchanged-secret-for-validation-only" }) });
   const updated = await transaction(db, async (tx) => {
     const next = await updateClientRow(tx, clientId, { name: metadata.client_name, metadata, firstParty: merged.firstParty ?? false });

@@ -97,6 +97,15 @@ async function suite(t: Test, provider: DatabaseProvider) {
     t.match(payload, { sub: client.clientId, client_id: client.clientId, aud: rs.identifier, scope: rs.read });
   });
 
+  t.test("clients may be allowed registered API scopes, through the admin API too; unknown scopes are refused", async (t) => {
+    const rs = await newResource();
+    const created = await api.post("/admin/v1/clients", { client_name: "API worker", grant_types: ["client_credentials"], scope: `${rs.read} ${rs.write}` });
+    t.equal(created.status, 201, created.text);
+    const refused = await api.post("/admin/v1/clients", { client_name: "API worker", grant_types: ["client_credentials"], scope: "read:nothing-registered" });
+    t.equal(refused.status, 400);
+    t.equal(refused.json.error, "invalid_client_metadata");
+  });
+
   t.test("a scope the client is not allowed is not granted", async (t) => {
     const rs = await newResource({ tokenFormat: "jwt" });
     const client = await newClient({ scope: rs.read, grantTypes: ["client_credentials"] });
@@ -154,6 +163,9 @@ async function suite(t: Test, provider: DatabaseProvider) {
     t.match(JSON.parse(audit!.data), { identifier: rs.identifier, revoked: { grants: 1, tokens: 2 } });
     const again = await tokenRequest(client, { grant_type: "client_credentials", scope: rs.read, resource: rs.identifier });
     t.equal(again.json.error, "invalid_target", "no new token for it");
+    const patched = await api.patch(`/admin/v1/clients/${client.clientId}`, { client_name: "Renamed after its API went" });
+    t.equal(patched.status, 200, `the client can still be changed ${patched.text}`);
+    t.equal(patched.json.scope, "openid", "the deleted API's scope is dropped from it");
   });
 
   t.test("introspection answers the token's client and the resource server's introspection clients; others get active:false", async (t) => {
