@@ -16,7 +16,7 @@ export const claimsByScope = {
   roles: ["role"],
 } as const;
 
-/** The admin API's scopes (docs/ARCHITECTURE.md, "Admin API"). */
+/** The admin API's scopes (README, "Admin API"). */
 export const adminScopes = ["admin:read", "admin:revoke", "admin:write"] as const;
 export type AdminScope = (typeof adminScopes)[number];
 
