@@ -5,7 +5,7 @@
  * Protocol features are oidc-provider's own, switched on here (docs/integrating.md lists what is enabled).
  */
 import type { IncomingMessage } from "node:http";
-import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { JWK } from "jose";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/database.ts";

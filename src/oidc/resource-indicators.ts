@@ -9,7 +9,7 @@ import { errors, type Configuration, type KoaContextWithOIDC } from "oidc-provid
 import type { Database } from "../db/database.ts";
 import { listAllResourceServers, type ResourceServerRow } from "../db/resource-servers.ts";
 import { requestReads } from "./request-scope.ts";
-import { adminResourceFor, adminScopes } from "../scopes.ts";
+import { adminResourceFor, adminScopes, builtInScopes } from "../scopes.ts";
 
 /** A resource server as the provider's callbacks see it. */
 export interface KnownResourceServer {
@@ -44,9 +44,9 @@ function readResourceServers(db: Database): Promise<ResourceServerRow[]> {
   return read;
 }
 
-/** Every resource server: the admin API (opaque, so that revocation is immediate) and the registered ones. */
-export async function knownResourceServers(db: Database, settings: ResourceIndicatorSettings): Promise<KnownResourceServer[]> {
-  const admin: KnownResourceServer = {
+/** The admin API as a resource server: built in, opaque (so that revocation is immediate). */
+function adminResourceServer(settings: ResourceIndicatorSettings): KnownResourceServer {
+  return {
     identifier: adminResourceFor(settings.issuer),
     scopes: [...adminScopes],
     tokenFormat: "opaque",
@@ -54,6 +54,17 @@ export async function knownResourceServers(db: Database, settings: ResourceIndic
     accessTokenTtl: settings.accessTokenTtl,
     introspectionClients: [],
   };
+}
+
+/**
+ * Every resource server: the admin API, and, when `withRegistered` (the
+ * request involves something other than built-in scopes and the admin
+ * API), the registered ones. Requests that only concern the admin API or
+ * OpenID Connect scopes read nothing more than before.
+ */
+export async function knownResourceServers(db: Database, settings: ResourceIndicatorSettings, withRegistered = true): Promise<KnownResourceServer[]> {
+  const admin = adminResourceServer(settings);
+  if (!withRegistered) return [admin];
   const rows = await readResourceServers(db);
   return [
     admin,
@@ -67,6 +78,8 @@ export async function knownResourceServers(db: Database, settings: ResourceIndic
     })),
   ];
 }
+
+const isBuiltInScope = (scope: string) => (builtInScopes as readonly string[]).includes(scope);
 
 function requestedScopes(ctx: KoaContextWithOIDC): string[] {
   return String(ctx.oidc.params?.scope ?? "").split(" ").filter(Boolean);
@@ -95,7 +108,8 @@ export function resourceIndicatorsFeature(db: Database, settings: ResourceIndica
       if (oneOf) return oneOf.length === 1 ? oneOf[0]! : oneOf;
       const requested = new Set(requestedScopes(ctx));
       if (requested.size === 0) return undefined as unknown as string;
-      const owners = (await knownResourceServers(db, settings)).filter((rs) => rs.scopes.some((s) => requested.has(s)));
+      const servers = await knownResourceServers(db, settings, [...requested].some((s) => !isBuiltInScope(s)));
+      const owners = servers.filter((rs) => rs.scopes.some((s) => requested.has(s)));
       if (owners.length > 1) {
         throw new errors.InvalidTarget("the requested scopes belong to several resource servers: request them one resource at a time, naming it with the resource parameter");
       }
@@ -104,11 +118,12 @@ export function resourceIndicatorsFeature(db: Database, settings: ResourceIndica
     // A code or refresh token issued for one API is used for it without naming it again.
     useGrantedResource: () => true,
     async getResourceServerInfo(ctx, resourceIndicator, client) {
-      const servers = await knownResourceServers(db, settings);
+      const requested = requestedScopes(ctx);
+      const servers = await knownResourceServers(db, settings, resourceIndicator !== adminResourceFor(settings.issuer) || requested.some((s) => !isBuiltInScope(s)));
       const server = servers.find((rs) => rs.identifier === resourceIndicator);
       if (!server) throw new errors.InvalidTarget("resource indicator is not a registered resource server");
       // A scope of another API requested with this one is refused, not silently dropped.
-      const foreign = requestedScopes(ctx).find((s) => !server.scopes.includes(s) && servers.some((rs) => rs.scopes.includes(s)));
+      const foreign = requested.find((s) => !server.scopes.includes(s) && servers.some((rs) => rs.scopes.includes(s)));
       if (foreign) throw new errors.InvalidScope(`scope ${foreign} is not a scope of the resource ${resourceIndicator}`, foreign);
       const allowed = allowedScopes(client as unknown as { scope?: string });
       return {
@@ -138,7 +153,7 @@ export async function introspectionClientsOf(
   settings: ResourceIndicatorSettings,
   token: object,
 ): Promise<ReadonlySet<string>> {
-  const audiences = audiencesOf(token);
+  const audiences = audiencesOf(token).filter((aud) => aud !== adminResourceFor(settings.issuer));
   if (audiences.length === 0) return new Set();
   const servers = await knownResourceServers(db, settings);
   return new Set(servers.filter((rs) => audiences.includes(rs.identifier)).flatMap((rs) => rs.introspectionClients));
@@ -150,7 +165,7 @@ export async function introspectionClientsOf(
  * this also covers one issued while the deletion committed.
  */
 export async function audienceStillRegistered(db: Database, settings: ResourceIndicatorSettings, token: object): Promise<boolean> {
-  const audiences = audiencesOf(token);
+  const audiences = audiencesOf(token).filter((aud) => aud !== adminResourceFor(settings.issuer));
   if (audiences.length === 0) return true;
   const identifiers = new Set((await knownResourceServers(db, settings)).map((rs) => rs.identifier));
   return audiences.every((aud) => identifiers.has(aud));
