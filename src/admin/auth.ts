@@ -6,16 +6,13 @@
  */
 import type Provider from "oidc-provider";
 import { AppError } from "../errors.ts";
+import { adminResourceFor } from "../scopes.ts";
 
 export interface AdminCaller {
   clientId: string;
   scopes: ReadonlySet<string>;
 }
 
-/** The admin API's resource indicator: the audience of its tokens. */
-export function adminResourceFor(issuer: string): string {
-  return `${issuer}/admin/v1`;
-}
 
 /**
  * The caller of an admin API request, from its Authorization header; throws

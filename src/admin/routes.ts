@@ -23,6 +23,7 @@ import { listPasskeys, removePasskey } from "../services/passkeys.ts";
 import { createClient, deleteClient, getClient, listClients, updateClient } from "../services/clients.ts";
 import { providerClientValidator } from "../oidc/client-validation.ts";
 import { listAudit } from "../services/audit-log.ts";
+import { createResourceServer, deleteResourceServer, getResourceServer, listResourceServers, updateResourceServer } from "../services/resource-servers.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -316,6 +317,62 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     { schema: { tags: ["clients"], params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
       await deleteClient(db, request.params.id, actor(request));
+      return reply.code(204).send();
+    },
+  );
+
+  // Resource servers (APIs); the admin API is listed first and cannot be changed.
+  const resourceSettings = { issuer: config.issuer, accessTokenTtl: config.accessTokenTtl };
+  const toResourceInput = (body: S.UpdateResourceServerBody) => ({
+    name: body.name,
+    scopes: body.scopes,
+    tokenFormat: body.token_format,
+    signingAlg: body.signing_alg,
+    accessTokenTtl: body.access_token_ttl,
+    introspectionClients: body.introspection_clients,
+  });
+
+  app.post<{ Body: S.CreateResourceServerBody }>(
+    "/admin/v1/resources",
+    { schema: { tags: ["resources"], body: S.CreateResourceServerBody, response: { 201: S.ResourceServer, 409: S.ErrorBody, ...errors } } },
+    async (request, reply) => {
+      const input = { identifier: request.body.identifier, ...toResourceInput(request.body), scopes: request.body.scopes };
+      return reply.code(201).send(await createResourceServer(db, resourceSettings, input, actor(request)));
+    },
+  );
+
+  app.get<{ Querystring: { cursor?: string; limit?: number } }>(
+    "/admin/v1/resources",
+    { schema: { tags: ["resources"], querystring: Type.Object(S.PageQuery, { additionalProperties: false }), response: { 200: S.Page(S.ResourceServer), ...errors } } },
+    async (request) => {
+      const limit = request.query.limit ?? 50;
+      const after = decodeCursor(request.query.cursor);
+      const items = await listResourceServers(db, resourceSettings, { after, limit: limit + 1 });
+      // The built-in admin API comes first and is not a row: it is never a cursor.
+      const rows = items.filter((r) => !r.built_in);
+      const builtIn = items.filter((r) => r.built_in);
+      const rest = page(rows, limit, (r) => r.id);
+      return { items: [...builtIn, ...rest.items], next_cursor: rest.next_cursor };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/admin/v1/resources/:id",
+    { schema: { tags: ["resources"], params: S.IdParams, response: { 200: S.ResourceServer, ...errors } } },
+    async (request) => getResourceServer(db, resourceSettings, request.params.id),
+  );
+
+  app.patch<{ Params: { id: string }; Body: S.UpdateResourceServerBody }>(
+    "/admin/v1/resources/:id",
+    { schema: { tags: ["resources"], params: S.IdParams, body: S.UpdateResourceServerBody, response: { 200: S.ResourceServer, 409: S.ErrorBody, ...errors } } },
+    async (request) => updateResourceServer(db, resourceSettings, request.params.id, toResourceInput(request.body), actor(request)),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    "/admin/v1/resources/:id",
+    { schema: { tags: ["resources"], params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      await deleteResourceServer(db, request.params.id, actor(request));
       return reply.code(204).send();
     },
   );

@@ -7,6 +7,8 @@ import { Type, type Static } from "@sinclair/typebox";
 import { roles } from "../services/users.ts";
 import { authMethods, supportedGrantTypes } from "../services/clients.ts";
 import { tokenSigningAlgs } from "../protocol.ts";
+import { tokenFormats } from "../services/resource-servers.ts";
+import { maxResourceAccessTokenTtl } from "../scopes.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -177,6 +179,52 @@ export const UpdateClientBody = Type.Partial(Type.Object(clientFields), { ...str
 
 export const CreatedClient = Type.Object({ client_id: Type.String(), client_secret: Type.Optional(Type.String()) });
 
+const ResourceScope = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 128 }), description: Type.Optional(Type.String({ maxLength: 300 })) },
+  strict,
+);
+
+export const ResourceServer = Type.Object(
+  {
+    id: Type.String(),
+    identifier: Type.String({ description: "absolute URI: the resource indicator (RFC 8707) and the tokens' aud" }),
+    name: Type.String(),
+    scopes: Type.Array(Type.Object({ name: Type.String(), description: Type.String() })),
+    token_format: Type.String({ description: "opaque (checked by introspection) or jwt (RFC 9068)" }),
+    signing_alg: Type.String(),
+    access_token_ttl: Type.Integer({ description: "seconds" }),
+    introspection_clients: Type.Array(Type.String()),
+    built_in: Type.Boolean({ description: "the admin API: listed, not changeable" }),
+    created_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+    updated_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+  },
+  { $id: "ResourceServer" },
+);
+
+const resourceFields = {
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  scopes: Type.Array(ResourceScope, { minItems: 1, maxItems: 100 }),
+  token_format: Type.Union(tokenFormats.map((f) => Type.Literal(f))),
+  signing_alg: Type.Union(tokenSigningAlgs.map((a) => Type.Literal(a))),
+  access_token_ttl: Type.Integer({ minimum: 1, maximum: maxResourceAccessTokenTtl, description: "seconds (default ACCESS_TOKEN_TTL)" }),
+  introspection_clients: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 50 }),
+};
+
+export const CreateResourceServerBody = Type.Object(
+  {
+    identifier: Type.String({ minLength: 1, maxLength: 2000 }),
+    name: Type.Optional(resourceFields.name),
+    scopes: resourceFields.scopes,
+    token_format: Type.Optional(resourceFields.token_format),
+    signing_alg: Type.Optional(resourceFields.signing_alg),
+    access_token_ttl: Type.Optional(resourceFields.access_token_ttl),
+    introspection_clients: Type.Optional(resourceFields.introspection_clients),
+  },
+  strict,
+);
+
+export const UpdateResourceServerBody = Type.Partial(Type.Object(resourceFields), { ...strict, minProperties: 1 });
+
 export const AuditEvent = Type.Object({
   id: Type.String(),
   seq: Type.Integer(),
@@ -201,3 +249,5 @@ export type UpdateUserBody = Static<typeof UpdateUserBody>;
 export type RevocationBody = Static<typeof RevocationBody>;
 export type CreateClientBody = Static<typeof CreateClientBody>;
 export type UpdateClientBody = Static<typeof UpdateClientBody>;
+export type CreateResourceServerBody = Static<typeof CreateResourceServerBody>;
+export type UpdateResourceServerBody = Static<typeof UpdateResourceServerBody>;

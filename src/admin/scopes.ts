@@ -5,7 +5,9 @@
  * hook reads this table; a route missing from it refuses to start, and a
  * request it does not cover is refused.
  */
-export type AdminScope = "admin:read" | "admin:revoke" | "admin:write";
+import type { AdminScope } from "../scopes.ts";
+
+export type { AdminScope };
 
 export const adminRouteScopes: Readonly<Record<string, AdminScope>> = {
   "POST /admin/v1/users": "admin:write",
@@ -28,6 +30,11 @@ export const adminRouteScopes: Readonly<Record<string, AdminScope>> = {
   "GET /admin/v1/clients/:id": "admin:read",
   "PATCH /admin/v1/clients/:id": "admin:write",
   "DELETE /admin/v1/clients/:id": "admin:write",
+  "POST /admin/v1/resources": "admin:write",
+  "GET /admin/v1/resources": "admin:read",
+  "GET /admin/v1/resources/:id": "admin:read",
+  "PATCH /admin/v1/resources/:id": "admin:write",
+  "DELETE /admin/v1/resources/:id": "admin:write",
   "GET /admin/v1/audit": "admin:read",
 };
 

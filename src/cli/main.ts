@@ -15,6 +15,7 @@ import { importSigningKeys, keyPolicyOf, removeSigningKey, rotateSigningKeys } f
 import { resealSealedValues } from "../services/reseal.ts";
 import { createClient, listClients, type PublicJwk } from "../services/clients.ts";
 import { createUser, setUserPasswordByEmail } from "../services/users.ts";
+import { createResourceServer, listResourceServers } from "../services/resource-servers.ts";
 import { cliOperator } from "../services/actor.ts";
 import { verifyAuditChain } from "../services/audit.ts";
 import { ensureSigningKeys, loadSigningKeys } from "../oidc/keys.ts";
@@ -36,6 +37,9 @@ const usage = `usage: gatehouse <command>
                  [--token-endpoint-auth-method client_secret_basic|client_secret_post|private_key_jwt|none]
                  [--jwks-uri U | --jwks-stdin] [--id-token-signed-response-alg RS256|ES256|EdDSA]
   clients list
+  resources create --identifier URI --scope "read:x write:x" [--name N] [--token-format opaque|jwt]
+                   [--signing-alg RS256|ES256|EdDSA] [--access-token-ttl 15m] [--introspection-client CLIENT_ID]...
+  resources list
   audit verify [--head SEQ:HASH]`;
 
 function parse(args: string[], options: NonNullable<ParseArgsConfig["options"]>) {
@@ -251,6 +255,51 @@ async function run(argv: string[]): Promise<void> {
   if (command === "clients" && sub === "list") {
     parse(rest, {});
     await withRuntime(config, async ({ db }) => print(await listClients(db)));
+    return;
+  }
+
+  if (command === "resources" && sub === "create") {
+    const v = parse(rest, {
+      identifier: { type: "string" },
+      scope: { type: "string" },
+      name: { type: "string" },
+      "token-format": { type: "string" },
+      "signing-alg": { type: "string" },
+      "access-token-ttl": { type: "string" },
+      "introspection-client": { type: "string", multiple: true },
+    });
+    if (typeof v.identifier !== "string" || typeof v.scope !== "string") throw new UsageError("resources create needs --identifier and --scope");
+    const ttl = v["access-token-ttl"];
+    let accessTokenTtl: number | undefined;
+    if (typeof ttl === "string") {
+      const match = /^(\d{1,9})([smhd]?)$/.exec(ttl);
+      if (!match) throw new UsageError("--access-token-ttl takes a duration such as 900, 15m, 1h or 1d");
+      accessTokenTtl = Number(match[1]) * ({ s: 1, m: 60, h: 3600, d: 86400 } as Record<string, number>)[match[2] || "s"]!;
+    }
+    await withRuntime(config, async ({ db }) =>
+      print(
+        await createResourceServer(
+          db,
+          { issuer: config.issuer, accessTokenTtl: config.accessTokenTtl },
+          {
+            identifier: v.identifier as string,
+            scopes: (v.scope as string).split(/\s+/).filter(Boolean),
+            name: v.name as string | undefined,
+            tokenFormat: v["token-format"] as string | undefined,
+            signingAlg: v["signing-alg"] as string | undefined,
+            accessTokenTtl,
+            introspectionClients: v["introspection-client"] as string[] | undefined,
+          },
+          cliOperator,
+        ),
+      ),
+    );
+    return;
+  }
+
+  if (command === "resources" && sub === "list") {
+    parse(rest, {});
+    await withRuntime(config, async ({ db }) => print(await listResourceServers(db, { issuer: config.issuer, accessTokenTtl: config.accessTokenTtl })));
     return;
   }
 

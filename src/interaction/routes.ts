@@ -11,7 +11,8 @@ import { renderPage } from "../views.ts";
 import { Type, type Static } from "@sinclair/typebox";
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import { signInWithPasskey, signInWithPassword } from "../services/sign-in.ts";
-import { scopeDescriptions } from "./scopes.ts";
+import { scopeDescriptions } from "../scopes.ts";
+import { describeResourceScopes } from "../services/resource-servers.ts";
 import { AppError } from "../errors.ts";
 import { perAddressLimit } from "../plugins/rate-limit.ts";
 import { findUserProfile } from "../db/users.ts";
@@ -81,8 +82,12 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
       }
       const accountId = interaction.session?.accountId;
       const user = accountId ? await findUserProfile(ctx.db, accountId) : null;
-      const details = interaction.prompt.details as { missingOIDCScope?: string[] };
-      const scopes = (details.missingOIDCScope ?? []).map((name) => ({ name, description: scopeDescriptions[name] ?? name }));
+      const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const scopes = [
+        ...(details.missingOIDCScope ?? []).map((name) => ({ name, description: scopeDescriptions[name] ?? name })),
+        // The APIs' scopes, with the descriptions their resource servers give.
+        ...(await describeResourceScopes(ctx.db, details.missingResourceScopes ?? {})),
+      ];
       return reply.type("text/html").send(renderPage("consent", { uid, clientName: client.clientName ?? client.clientId, scopes, email: user?.email ?? "", csrf: csrf.token(uid) }));
     }
     throw new AppError("invalid_request", `unsupported interaction prompt ${interaction.prompt.name}`);

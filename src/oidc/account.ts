@@ -7,13 +7,7 @@ import type { FindAccount } from "oidc-provider";
 import type { Database } from "../db/database.ts";
 import { findAccountProfile } from "../db/users.ts";
 
-/** Claims released per scope; `role` needs the `roles` scope. */
-export const claimsByScope = {
-  openid: ["sub"],
-  email: ["email", "email_verified"],
-  profile: ["name"],
-  roles: ["role"],
-} as const;
+export { claimsByScope } from "../scopes.ts";
 
 export function createFindAccount(db: Database): FindAccount {
   return async (_ctx, sub) => {

@@ -12,6 +12,7 @@
 import type { Database } from "../db/database.ts";
 import { findClientById } from "../db/clients.ts";
 import { watchCacheVersion, type CacheVersion } from "../db/cache-versions.ts";
+import { builtInScopes } from "../scopes.ts";
 import { sealContext, type MasterKeyRing } from "../crypto/master-keys.ts";
 
 export interface ClientStore {
@@ -27,6 +28,22 @@ export function clientSecretContext(clientId: string): string {
   return sealContext("Client", clientId, "client_secret");
 }
 
+/**
+ * A stored client's metadata as oidc-provider takes it. oidc-provider checks
+ * a client's `scope` against the scopes it was configured with
+ * (`scopes`: the built-in ones), while a client may also be allowed scopes
+ * of registered resource servers: those go in `resource_scope` (an
+ * extraClientMetadata property), which getResourceServerInfo reads
+ * (oidc/resource-indicators.ts). An empty scope is left out.
+ */
+export function providerMetadataOf(metadata: Record<string, unknown>): Record<string, unknown> {
+  const { scope, ...rest } = metadata;
+  const scopes = typeof scope === "string" ? scope.split(" ").filter(Boolean) : [];
+  const builtIn = scopes.filter((s) => (builtInScopes as readonly string[]).includes(s));
+  const resource = scopes.filter((s) => !(builtInScopes as readonly string[]).includes(s));
+  return { ...rest, ...(builtIn.length && { scope: builtIn.join(" ") }), ...(resource.length && { resource_scope: resource.join(" ") }) };
+}
+
 /** At most this many clients are kept; the oldest entry goes first. */
 const maxEntries = 10_000;
 
@@ -38,7 +55,7 @@ export function createClientStore(db: Database, ring: MasterKeyRing): ClientStor
 async function loadClient(db: Database, ring: MasterKeyRing, clientId: string): Promise<Record<string, unknown> | undefined> {
   const row = await findClientById(db, clientId);
   if (!row) return undefined;
-  const metadata: Record<string, unknown> = { ...(row.metadata as object), client_id: row.id, first_party: row.firstParty };
+  const metadata: Record<string, unknown> = { ...providerMetadataOf(row.metadata as Record<string, unknown>), client_id: row.id, first_party: row.firstParty };
   if (row.secretEncrypted) metadata.client_secret = await ring.decrypt(row.secretEncrypted, clientSecretContext(row.id));
   return metadata;
 }

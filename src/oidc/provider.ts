@@ -5,7 +5,7 @@
  * Protocol features are oidc-provider's own, switched on here (docs/integrating.md lists what is enabled).
  */
 import type { IncomingMessage } from "node:http";
-import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { JWK } from "jose";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/database.ts";
@@ -13,15 +13,13 @@ import { createAdapterFactory } from "./adapter.ts";
 import { claimsByScope, createFindAccount } from "./account.ts";
 import type { ClientStore } from "./client-store.ts";
 import type { StoredIds } from "../crypto/stored-ids.ts";
-import { supportedScopes } from "../services/clients.ts";
 import { renderErrorPage, renderPage } from "../views.ts";
 import { accountClient } from "./account-client.ts";
-import { adminResourceFor } from "../admin/auth.ts";
+import { builtInScopes } from "../scopes.ts";
+import { audienceStillRegistered, introspectionClientsOf, resourceIndicatorsFeature } from "./resource-indicators.ts";
 import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, tokenSigningAlgs } from "../protocol.ts";
 import { processOfflineAccessByConsentPolicy } from "./offline-access.ts";
 import { refetchClientKeysOnFailure } from "./client-keys.ts";
-
-const adminScopes = ["admin:read", "admin:revoke", "admin:write"];
 
 /**
  * oidc-provider's prompts, plus one login check: a session whose account is
@@ -38,17 +36,6 @@ function createInteractionPolicy() {
     0,
   );
   return policy;
-}
-
-/**
- * The clients besides a token's own that may introspect it. None yet: when
- * resource servers are registered, the ones named by the token's audience
- * list their own introspection clients (`introspection_clients`) here.
- * Anyone else is answered `active: false`, as for an unknown token
- * (RFC 7662 section 2.2; oidc-provider docs, features.introspection).
- */
-export async function introspectionClientsOf(_token: { clientId?: string; aud?: string | string[] }): Promise<ReadonlySet<string>> {
-  return new Set();
 }
 
 const authenticatedClient = Symbol("gatehouse.authenticatedClient");
@@ -118,6 +105,7 @@ function requestIdOf(ctx: KoaContextWithOIDC): string {
 export function createProvider({ config, db, clients, storedIds, keys, cookieKeys }: ProviderDeps): Provider {
   const secure = config.issuer.startsWith("https:");
   const findAccount = createFindAccount(db);
+  const settings = { issuer: config.issuer, accessTokenTtl: config.accessTokenTtl };
   const cookie = { httpOnly: true, sameSite: "lax" as const, secure, signed: true };
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, clients, storedIds, config.refreshReuseGrace),
@@ -138,7 +126,7 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       ...(secure && { names: { session: "__Host-session", interaction: "_interaction", resume: "_interaction_resume" } }),
     },
     claims: { ...claimsByScope } as unknown as Configuration["claims"],
-    scopes: [...supportedScopes],
+    scopes: [...builtInScopes],
     // Scope claims (email, name, role) go in the ID token too, not only userinfo.
     conformIdTokenClaims: false,
     // A request must name its redirect_uri, even when only one is registered.
@@ -166,7 +154,9 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       revocation_endpoint_auth_methods_supported: [...clientAuthMethods],
       revocation_endpoint_auth_signing_alg_values_supported: [...clientAssertionSigningAlgs],
     },
-    extraClientMetadata: { properties: ["first_party"] },
+    // first_party skips the consent page; resource_scope holds the scopes of
+    // registered resource servers a client is allowed (oidc/client-store.ts).
+    extraClientMetadata: { properties: ["first_party", "resource_scope"] },
     // PKCE (S256, the only method oidc-provider 9 accepts) for every client.
     pkce: { required: () => true },
     // Refresh tokens only with offline_access (oidc-provider's default rule),
@@ -177,12 +167,15 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // Only the token's own client (and, later, its resource servers'
-        // introspection clients) learns anything about it. Tokens of a
-        // disabled or deleted user introspect as inactive even before they
-        // are revoked (disabling revokes them too: this is the second line).
+        // Only the token's own client and its resource servers'
+        // introspection clients learn anything about it; anyone else is
+        // answered `active: false`, as for an unknown token (RFC 7662
+        // section 2.2). Tokens of a disabled or deleted user, or for a
+        // deleted resource server, introspect as inactive even before they
+        // are revoked (both revoke them too: this is the second line).
         async allowedPolicy(ctx, client, token) {
-          if (token.clientId !== client.clientId && !(await introspectionClientsOf(token)).has(client.clientId)) return false;
+          if (token.clientId !== client.clientId && !(await introspectionClientsOf(db, settings, token)).has(client.clientId)) return false;
+          if (!(await audienceStillRegistered(db, settings, token))) return false;
           const accountId = "accountId" in token ? token.accountId : undefined;
           if (!accountId) return true;
           return (await findAccount(ctx, accountId)) !== undefined;
@@ -195,27 +188,10 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       jwtIntrospection: { enabled: true },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
       dPoP: { enabled: true },
-      // The admin API is a resource server: tokens for the admin:* scopes are
-      // issued for it (audience ISSUER/admin/v1) without a resource parameter.
-      // Opaque, so that deleting the row revokes them at once.
-      resourceIndicators: {
-        enabled: true,
-        defaultResource(ctx) {
-          const requested = String(ctx.oidc.params?.scope ?? "").split(" ");
-          return requested.some((s) => adminScopes.includes(s)) ? adminResourceFor(config.issuer) : undefined;
-        },
-        useGrantedResource: () => true,
-        getResourceServerInfo(_ctx, resourceIndicator, client) {
-          if (resourceIndicator !== adminResourceFor(config.issuer)) throw new errors.InvalidTarget();
-          const allowed = new Set((client.scope ?? "").split(" "));
-          return {
-            scope: adminScopes.filter((s) => allowed.has(s)).join(" "),
-            audience: resourceIndicator,
-            accessTokenTTL: config.accessTokenTtl,
-            accessTokenFormat: "opaque",
-          };
-        },
-      },
+      // Resource servers (RFC 8707): the admin API (audience ISSUER/admin/v1,
+      // the default resource for the admin:* scopes) and the registered APIs,
+      // with opaque or RFC 9068 JWT access tokens (oidc/resource-indicators.ts).
+      resourceIndicators: resourceIndicatorsFeature(db, settings),
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -250,8 +226,9 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
         : renderErrorPage("Sign-in error", message, requestIdOf(ctx));
     },
     ttl: {
-      AccessToken: config.accessTokenTtl,
-      ClientCredentials: config.accessTokenTtl,
+      // A resource server's own access_token_ttl, else ACCESS_TOKEN_TTL.
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
       IdToken: config.idTokenTtl,
       // Absolute: rotation never extends a refresh token past its first expiry.
       RefreshToken(ctx) {

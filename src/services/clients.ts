@@ -11,23 +11,16 @@ import type { MasterKeyRing } from "../crypto/master-keys.ts";
 import { clientSecretContext } from "../oidc/client-store.ts";
 import { AppError } from "../errors.ts";
 import { appendAuditEvent } from "./audit.ts";
+import { registeredResourceScopes } from "./resource-servers.ts";
 import { systemActor, type Actor } from "./actor.ts";
+import { builtInScopes } from "../scopes.ts";
 import { clientAuthMethods, defaultTokenSigningAlg, tokenSigningAlgs } from "../protocol.ts";
 
 export const supportedGrantTypes = ["authorization_code", "refresh_token", "client_credentials"] as const;
 export type GrantType = (typeof supportedGrantTypes)[number];
 
-/** Scopes a client may be allowed. */
-export const supportedScopes = [
-  "openid",
-  "profile",
-  "email",
-  "offline_access",
-  "roles",
-  "admin:read",
-  "admin:revoke",
-  "admin:write",
-] as const;
+/** Scopes a client may be allowed besides those of registered resource servers. */
+export const supportedScopes = builtInScopes;
 
 /** Client authentication methods (the protocol vocabulary, src/protocol.ts). */
 export const authMethods = clientAuthMethods;
@@ -114,15 +107,22 @@ export function validateRedirectUri(uri: string, field = "redirect_uri"): string
   return uri;
 }
 
-function parseScope(scope: string): string[] {
+function parseScope(scope: string, resourceScopes: ReadonlySet<string>): string[] {
   const scopes = scope.split(/\s+/).filter(Boolean);
-  const unknown = scopes.filter((s) => !(supportedScopes as readonly string[]).includes(s));
+  const unknown = scopes.filter((s) => !(supportedScopes as readonly string[]).includes(s) && !resourceScopes.has(s));
   if (unknown.length) throw new AppError("invalid_client_metadata", `unknown scope: ${unknown.join(", ")}`);
   return [...new Set(scopes)];
 }
 
-/** Builds oidc-provider registration metadata from the input, or throws AppError. */
-export function buildClientMetadata(input: CreateClientInput): Record<string, unknown> & { client_name: string } {
+/**
+ * Builds oidc-provider registration metadata from the input, or throws
+ * AppError. `resourceScopes`: the scopes of the registered resource servers,
+ * which a client may be allowed besides the built-in ones.
+ */
+export function buildClientMetadata(
+  input: CreateClientInput,
+  resourceScopes: ReadonlySet<string> = new Set(),
+): Record<string, unknown> & { client_name: string } {
   const name = input.name?.trim();
   if (!name || name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) {
     throw new AppError("invalid_client_metadata", "name must be 1 to 200 characters, without control characters");
@@ -161,8 +161,9 @@ export function buildClientMetadata(input: CreateClientInput): Record<string, un
     throw new AppError("invalid_client_metadata", "refresh_token needs the authorization_code grant");
   }
   const defaultScope = usesCode ? "openid profile email offline_access" : "";
-  const scope = parseScope(input.scope ?? defaultScope).join(" ");
-  if (!scope) throw new AppError("invalid_client_metadata", "scope must name at least one scope (for client_credentials, e.g. admin:read)");
+  const scope = parseScope(input.scope ?? defaultScope, resourceScopes).join(" ");
+  // A client_credentials client without a scope gets tokens with no scope and no audience.
+  if (!scope && usesCode) throw new AppError("invalid_client_metadata", "scope must name at least one scope (for sign-in, openid)");
   // Private-use schemes (com.example.app:/cb) belong to native apps (RFC 8252),
   // which oidc-provider accepts only with application_type "native".
   const native = [...redirectUris, ...postLogoutRedirectUris].some((uri) => !/^https?:/i.test(uri));
@@ -237,7 +238,7 @@ export async function createClient(
   actor: Actor = systemActor,
   validate?: MetadataValidator,
 ): Promise<CreatedClient> {
-  const metadata = buildClientMetadata(input);
+  const metadata = buildClientMetadata(input, await registeredResourceScopes(db));
   const clientId = randomBytes(16).toString("base64url");
   const secret = usesSecret(metadata) ? randomBytes(32).toString("base64url") : undefined;
   await validate?.({ ...metadata, client_id: clientId, ...(secret && { client_secret: secret }) });
@@ -276,13 +277,20 @@ export async function updateClient(
   const row = await findClientRow(db, clientId);
   if (!row) throw new AppError("not_found", "no such client");
   const current = toClientView(row);
+  const resourceScopes = await registeredResourceScopes(db);
+  // Scopes of a resource server deleted since (or of a scope it dropped) are
+  // left out of a kept scope, rather than refusing every change to the client.
+  const keptScope = current.scope
+    .split(" ")
+    .filter((s) => s && ((supportedScopes as readonly string[]).includes(s) || resourceScopes.has(s)))
+    .join(" ");
   const merged: CreateClientInput = {
     name: input.name ?? current.client_name,
     redirectUris: input.redirectUris ?? current.redirect_uris,
     postLogoutRedirectUris: input.postLogoutRedirectUris ?? current.post_logout_redirect_uris,
     tokenEndpointAuthMethod: current.token_endpoint_auth_method,
     grantTypes: input.grantTypes ?? current.grant_types,
-    scope: input.scope ?? current.scope,
+    scope: input.scope ?? keptScope,
     firstParty: input.firstParty ?? current.first_party,
     backchannelLogoutUri: input.backchannelLogoutUri ?? current.backchannel_logout_uri ?? undefined,
     // Keys are replaced as a whole: new jwks drop a jwks_uri and the other way round.
@@ -292,7 +300,7 @@ export async function updateClient(
     idTokenSignedResponseAlg: input.idTokenSignedResponseAlg ?? current.id_token_signed_response_alg,
     introspectionSignedResponseAlg: input.introspectionSignedResponseAlg ?? current.introspection_signed_response_alg,
   };
-  const metadata = buildClientMetadata(merged);
+  const metadata = buildClientMetadata(merged, resourceScopes);
   await validate?.({ ...metadata, client_id: clientId, ...(usesSecret(metadata) && { client_secret: "unchanged-secret-for-validation-only" }) });
   const updated = await transaction(db, async (tx) => {
     const next = await updateClientRow(tx, clientId, { name: metadata.client_name, metadata, firstParty: merged.firstParty ?? false });

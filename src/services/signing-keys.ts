@@ -26,6 +26,7 @@ import { generateSigningKey, privateJwkContext, signingAlgorithms, type SigningA
 import type { ImportedKey } from "../oidc/key-import.ts";
 import { appendAuditEvent } from "./audit.ts";
 import type { Actor } from "./actor.ts";
+import { maxResourceAccessTokenTtl } from "../scopes.ts";
 
 /** The lock every change of the key set is made under. */
 const lockName = "signing-keys";
@@ -49,13 +50,14 @@ export interface KeyPolicy {
 /**
  * How long a retired key stays published: the longest lifetime of what it
  * signed, plus a margin. ID tokens (ID_TOKEN_TTL) and JWT access tokens
- * (ACCESS_TOKEN_TTL) expire sooner, but a relying party sends its ID token
+ * (a resource server's access_token_ttl, at most maxResourceAccessTokenTtl,
+ * src/scopes.ts) may expire sooner, but a relying party sends its ID token
  * back as id_token_hint at logout for as long as the session lives, and
  * oidc-provider checks that hint's signature ignoring its expiry
  * (OpenID Connect RP-Initiated Logout 1.0 section 2): so SESSION_TTL too.
  */
 export function keyRetention(config: Pick<Config, "idTokenTtl" | "accessTokenTtl" | "sessionTtl">): number {
-  return Math.max(config.idTokenTtl, config.accessTokenTtl, config.sessionTtl) + retirementMargin;
+  return Math.max(config.idTokenTtl, config.accessTokenTtl, maxResourceAccessTokenTtl, config.sessionTtl) + retirementMargin;
 }
 
 /** The lifecycle's timing from the configuration (KEY_PUBLISH_AHEAD, KEY_ROTATION_INTERVAL, the token lifetimes). */

@@ -166,6 +166,7 @@ export async function tableCounts(db: Database): Promise<Record<string, number>>
   const counts: Record<string, number> = {
     User: await prisma.user.count(),
     Client: await prisma.client.count(),
+    ResourceServer: await prisma.resourceServer.count(),
     Passkey: await prisma.passkey.count(),
     WebAuthnChallenge: await prisma.webAuthnChallenge.count(),
     SigningKey: await prisma.signingKey.count(),

@@ -16,6 +16,8 @@ import type { DatabaseProvider } from "../../src/db/database.ts";
 import { adminRouteScopes, type AdminScope } from "../../src/admin/scopes.ts";
 import { createClient } from "../../src/services/clients.ts";
 import { createUser } from "../../src/services/users.ts";
+import { createResourceServer } from "../../src/services/resource-servers.ts";
+import { systemActor } from "../../src/services/actor.ts";
 import { verifyPassword } from "../../src/auth/passwords.ts";
 import { providers } from "../helpers/databases.ts";
 import { runCli } from "../helpers/processes.ts";
@@ -53,6 +55,19 @@ const clientFields = [
   "redirect_uris",
   "scope",
   "token_endpoint_auth_method",
+  "updated_at",
+];
+const resourceFields = [
+  "access_token_ttl",
+  "built_in",
+  "created_at",
+  "id",
+  "identifier",
+  "introspection_clients",
+  "name",
+  "scopes",
+  "signing_alg",
+  "token_format",
   "updated_at",
 ];
 const unknownId = () => `no-such-id-${randomBytes(6).toString("hex")}`;
@@ -137,6 +152,10 @@ function routeCases(h: Harness): RouteCase[] {
   const newClient = async () =>
     createClient(running.db, running.ring, { name: "Fixture app", redirectUris: ["https://fixture.example/cb"], scope: "openid email" });
   const withId = (path: string, id: string) => path.replace(/:id/, encodeURIComponent(id));
+  const newResource = async () => {
+    const tag = randomBytes(4).toString("hex");
+    return createResourceServer(running.db, running.config, { identifier: `https://fixture-${tag}.example/api`, scopes: [`read:fixture-${tag}`] }, systemActor);
+  };
   const rowsOfAccount = (accountId: string, models: string[]) => prisma.oidcRecord.count({ where: { accountId, model: { in: models } } });
 
   return [
@@ -601,6 +620,112 @@ function routeCases(h: Harness): RouteCase[] {
       unknown: () => withId("/admin/v1/clients/:id", unknownId()),
     },
     {
+      key: "POST /admin/v1/resources",
+      status: 201,
+      audit: "resource_server.created",
+      async prepare() {
+        const tag = randomBytes(4).toString("hex");
+        const body = {
+          identifier: `https://orders-${tag}.example/api`,
+          name: "Orders",
+          scopes: [{ name: `read:orders-${tag}`, description: "see your orders" }, { name: `write:orders-${tag}` }],
+          token_format: "jwt",
+          signing_alg: "ES256",
+          access_token_ttl: 600,
+        };
+        return {
+          path: "/admin/v1/resources",
+          body,
+          async verify(t, res) {
+            t.same(keys(res.json), resourceFields);
+            t.match(res.json, { ...body, scopes: [{ name: `read:orders-${tag}`, description: "see your orders" }, { name: `write:orders-${tag}`, description: "" }], introspection_clients: [], built_in: false });
+            t.match(await prisma.resourceServer.findUnique({ where: { id: res.json.id } }), { identifier: body.identifier, tokenFormat: "jwt", signingAlg: "ES256", accessTokenTtl: 600 });
+          },
+        };
+      },
+      badInputs: [
+        { label: "no identifier", body: { scopes: [{ name: "read:x" }] } },
+        { label: "a relative identifier", body: { identifier: "/api", scopes: [{ name: "read:x" }] }, code: "invalid_request" },
+        { label: "an identifier with a fragment", body: { identifier: "https://a.example/api#x", scopes: [{ name: "read:x" }] }, code: "invalid_request" },
+        { label: "the admin API's identifier", body: { identifier: `${running.config.issuer}/admin/v1`, scopes: [{ name: "read:x" }] }, status: 409, code: "conflict" },
+        { label: "no scopes", body: { identifier: "https://a.example/api", scopes: [] } },
+        { label: "a built-in scope", body: { identifier: "https://a.example/api", scopes: [{ name: "openid" }] }, code: "invalid_request" },
+        { label: "a scope name with a space", body: { identifier: "https://a.example/api", scopes: [{ name: "read x" }] }, code: "invalid_request" },
+        { label: "an unknown token format", body: { identifier: "https://a.example/api", scopes: [{ name: "read:x" }], token_format: "paseto" } },
+        { label: "an unsupported signing alg", body: { identifier: "https://a.example/api", scopes: [{ name: "read:x" }], signing_alg: "HS256" } },
+        { label: "a lifetime of 0", body: { identifier: "https://a.example/api", scopes: [{ name: "read:x" }], access_token_ttl: 0 } },
+        { label: "an unknown introspection client", body: { identifier: "https://a.example/api", scopes: [{ name: "read:x" }], introspection_clients: ["nobody"] }, code: "invalid_request" },
+        { label: "an unknown field", body: { identifier: "https://a.example/api", scopes: [{ name: "read:x" }], audience: "x" } },
+      ],
+    },
+    {
+      key: "GET /admin/v1/resources",
+      status: 200,
+      async prepare() {
+        const rs = await newResource();
+        return {
+          path: "/admin/v1/resources",
+          async verify(t, res) {
+            t.same(keys(res.json), ["items", "next_cursor"]);
+            t.match(res.json.items[0], { id: "admin", identifier: `${running.config.issuer}/admin/v1`, built_in: true, token_format: "opaque" }, "the admin API first, built in");
+            t.match(res.json.items.find((r: { id: string }) => r.id === rs.id), { identifier: rs.identifier });
+          },
+        };
+      },
+      badInputs: [{ label: "limit=0", query: "?limit=0" }],
+    },
+    {
+      key: "GET /admin/v1/resources/:id",
+      status: 200,
+      async prepare() {
+        const rs = await newResource();
+        return {
+          path: withId("/admin/v1/resources/:id", rs.id),
+          async verify(t, res) {
+            t.same(keys(res.json), resourceFields);
+            t.match(res.json, { id: rs.id, identifier: rs.identifier, token_format: "opaque", signing_alg: "RS256", access_token_ttl: running.config.accessTokenTtl });
+          },
+        };
+      },
+      unknown: () => withId("/admin/v1/resources/:id", unknownId()),
+    },
+    {
+      key: "PATCH /admin/v1/resources/:id",
+      status: 200,
+      audit: "resource_server.updated",
+      async prepare() {
+        const rs = await newResource();
+        return {
+          path: withId("/admin/v1/resources/:id", rs.id),
+          body: { name: "Renamed API", token_format: "jwt" },
+          async verify(t, res) {
+            t.match(res.json, { id: rs.id, identifier: rs.identifier, name: "Renamed API", token_format: "jwt", scopes: rs.scopes });
+          },
+        };
+      },
+      unknown: () => withId("/admin/v1/resources/:id", unknownId()),
+      badInputs: [
+        { label: "an empty body", body: {} },
+        { label: "the identifier (not changeable)", body: { identifier: "https://b.example/api" } },
+        { label: "a built-in scope", body: { scopes: [{ name: "admin:write" }] }, code: "invalid_request" },
+      ],
+    },
+    {
+      key: "DELETE /admin/v1/resources/:id",
+      status: 204,
+      audit: "resource_server.deleted",
+      async prepare() {
+        const rs = await newResource();
+        return {
+          path: withId("/admin/v1/resources/:id", rs.id),
+          async verify(t) {
+            t.equal(await prisma.resourceServer.count({ where: { id: rs.id } }), 0, "the resource server is gone");
+          },
+        };
+      },
+      unknown: () => withId("/admin/v1/resources/:id", unknownId()),
+    },
+    {
       key: "GET /admin/v1/audit",
       status: 200,
       async prepare() {
@@ -744,6 +869,21 @@ async function adminApiSuite(t: Test, provider: DatabaseProvider) {
     await refused(t, running, "an empty Bearer token", () => adminCall(running, "GET", "/admin/v1/users", { authorization: "Bearer " }), { status: 401 });
   });
 
+  t.test("the admin API is a built-in resource server: shown, never changed or deleted", async (t) => {
+    const shown = await api.get("/admin/v1/resources/admin");
+    t.equal(shown.status, 200);
+    t.match(shown.json, { id: "admin", identifier: `${running.config.issuer}/admin/v1`, built_in: true, scopes: [{ name: "admin:read" }, { name: "admin:revoke" }, { name: "admin:write" }] });
+    await refused(t, running, "PATCH is refused with 403", () => adminCall(running, "PATCH", "/admin/v1/resources/admin", { token: admins.write.token, body: { name: "Mine" } }), {
+      status: 403,
+      code: "forbidden",
+    });
+    await refused(t, running, "DELETE is refused with 403", () => adminCall(running, "DELETE", "/admin/v1/resources/admin", { token: admins.write.token }), {
+      status: 403,
+      code: "forbidden",
+    });
+    t.equal((await api.get("/admin/v1/users?limit=1")).status, 200, "admin tokens still work");
+  });
+
   t.test("a 401 names the Bearer scheme in WWW-Authenticate (RFC 6750 section 3)", async (t) => {
     for (const token of [null, "garbage-token-value"]) {
       const res = await adminCall(running, "GET", "/admin/v1/users", { token });
@@ -876,16 +1016,27 @@ async function adminApiSuite(t: Test, provider: DatabaseProvider) {
     }
   });
 
-  t.test("a client_credentials client without a scope: the CLI and the API agree, and refuse it", async (t) => {
+  t.test("a client_credentials client without a scope: the CLI and the API agree, and it gets no scope", async (t) => {
     const env = { DATABASE_URL: running.config.databaseUrl, KEYS_DIR: running.config.keysDir };
-    const before = await api.get("/admin/v1/clients?limit=200");
     const cli = await runCli(["clients", "create", "--name", "Scopeless worker", "--grant-types", "client_credentials"], env);
-    t.equal(cli.code, 1, "the CLI refuses it");
-    t.match(cli.stderr, /scope must name at least one scope/);
+    t.equal(cli.code, 0, `the CLI creates it ${cli.stderr}`);
+    const fromCli = JSON.parse(cli.stdout) as { client_id: string; client_secret: string };
     const res = await api.post("/admin/v1/clients", { client_name: "Scopeless worker", grant_types: ["client_credentials"] });
-    t.equal(res.status, 400, "the API refuses the same input");
-    t.equal(res.json.error, "invalid_client_metadata");
-    t.equal((await api.get("/admin/v1/clients?limit=200")).json.items.length, before.json.items.length, "no client was stored");
+    t.equal(res.status, 201, `the API creates it ${res.text}`);
+    t.equal((await api.get(`/admin/v1/clients/${fromCli.client_id}`)).json.scope, "", "no scope");
+    t.equal((await api.get(`/admin/v1/clients/${res.json.client_id}`)).json.scope, "", "no scope");
+    // Its token has no scope and no audience.
+    const token = await fetch(new URL("/token", running.url), {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${fromCli.client_id}:${fromCli.client_secret}`).toString("base64")}` },
+      body: "grant_type=client_credentials",
+    });
+    const body = (await token.json()) as { access_token?: string; scope?: string };
+    t.equal(token.status, 200, JSON.stringify(body));
+    t.equal(body.scope, undefined, "the token has no scope");
+    const cliNoCode = await runCli(["clients", "create", "--name", "Scopeless web", "--redirect-uri", "https://app.example.com/cb", "--scope", ""], env);
+    t.equal(cliNoCode.code, 1, "a sign-in client still needs a scope");
+    t.match(cliNoCode.stderr, /scope must name at least one scope/);
   });
 
   t.test("a native app's private-use redirect URI (RFC 8252 section 7.1): the CLI and the API agree, and the client works", async (t) => {

@@ -159,6 +159,63 @@ t.test("keys list and keys export", async (t) => {
   for (const key of exported.keys) t.notOk("d" in key, "public parts only");
 });
 
+t.test("resources create prints the resource server as JSON; list shows it after the built-in admin API", async (t) => {
+  const worker = JSON.parse((await runCli(["clients", "create", "--name", "Orders gateway", "--grant-types", "client_credentials"], env)).stdout) as { client_id: string };
+  const result = await runCli(
+    [
+      "resources", "create", "--identifier", "https://orders.example/api", "--scope", "read:orders write:orders", "--name", "Orders",
+      "--token-format", "jwt", "--signing-alg", "ES256", "--access-token-ttl", "10m", "--introspection-client", worker.client_id,
+    ],
+    env,
+  );
+  t.equal(result.code, 0, result.stderr);
+  const printed = JSON.parse(result.stdout);
+  t.match(printed, {
+    id: String,
+    identifier: "https://orders.example/api",
+    name: "Orders",
+    scopes: [{ name: "read:orders", description: "" }, { name: "write:orders", description: "" }],
+    token_format: "jwt",
+    signing_alg: "ES256",
+    access_token_ttl: 600,
+    introspection_clients: [worker.client_id],
+    built_in: false,
+  });
+  const defaults = JSON.parse((await runCli(["resources", "create", "--identifier", "https://billing.example/", "--scope", "read:billing"], env)).stdout);
+  t.match(defaults, { name: "https://billing.example/", token_format: "opaque", signing_alg: "RS256", access_token_ttl: 900, introspection_clients: [] }, "defaults: opaque, RS256, ACCESS_TOKEN_TTL");
+  const list = await runCli(["resources", "list"], env);
+  t.equal(list.code, 0, list.stderr);
+  const items = JSON.parse(list.stdout) as { identifier: string; built_in: boolean }[];
+  t.match(items[0], { id: "admin", built_in: true, identifier: /\/admin\/v1$/ });
+  t.ok(items.some((r) => r.identifier === "https://orders.example/api"));
+
+  const client = await runCli(["clients", "create", "--name", "Orders worker", "--grant-types", "client_credentials", "--scope", "read:orders"], env);
+  t.equal(client.code, 0, `clients create accepts a registered resource server's scope ${client.stderr}`);
+  const unknown = await runCli(["clients", "create", "--name", "Other", "--grant-types", "client_credentials", "--scope", "read:nothing"], env);
+  t.equal(unknown.code, 1);
+  t.equal(unknown.stderr, "gatehouse: unknown scope: read:nothing\n");
+});
+
+t.test("resources create: errors are one line with a non-zero exit, and nothing is written", async (t) => {
+  const before = await db.prisma.resourceServer.count();
+  const cases: [string[], number, RegExp][] = [
+    [["resources", "create", "--scope", "read:x"], 2, /^gatehouse: resources create needs --identifier and --scope\n/],
+    [["resources", "create", "--identifier", "not a uri", "--scope", "read:x"], 1, /^gatehouse: identifier "not a uri" is not an absolute URI\n$/],
+    [["resources", "create", "--identifier", "https://orders.example/api", "--scope", "read:y"], 1, /^gatehouse: a resource server with identifier https:\/\/orders.example\/api exists\n$/],
+    [["resources", "create", "--identifier", "https://other.example/", "--scope", "read:orders"], 1, /^gatehouse: scope read:orders already belongs to the resource server https:\/\/orders.example\/api\n$/],
+    [["resources", "create", "--identifier", "https://other.example/", "--scope", "read:z", "--token-format", "paseto"], 1, /^gatehouse: token_format must be one of opaque, jwt\n$/],
+    [["resources", "create", "--identifier", "https://other.example/", "--scope", "read:z", "--access-token-ttl", "soon"], 2, /^gatehouse: --access-token-ttl takes a duration/],
+    [["resources", "create", "--identifier", "https://other.example/", "--scope", "read:z", "--access-token-ttl", "2d"], 1, /^gatehouse: access_token_ttl must be from 1 to 86400 seconds\n$/],
+  ];
+  for (const [args, code, stderr] of cases) {
+    const result = await runCli(args, env);
+    t.equal(result.code, code, args.join(" "));
+    t.match(result.stderr, stderr, args.join(" "));
+    t.equal(result.stdout, "", "nothing on stdout");
+  }
+  t.equal(await db.prisma.resourceServer.count(), before, "no resource server was written");
+});
+
 t.test("an unknown command prints usage and exits 2", async (t) => {
   const result = await runCli(["frobnicate"], env);
   t.equal(result.code, 2);

@@ -72,9 +72,10 @@ t.test("admin API methods on a live server", async (t) => {
   });
 
   await t.test("HEAD with a read token answers like GET; with a token lacking admin:read, 403", async (t) => {
-    const ids: Record<string, string> = { users: victim.id, clients: read.clientId };
+    // The built-in admin API resource server ("admin") always exists.
+    const ids: Record<string, string> = { users: victim.id, clients: read.clientId, resources: "admin" };
     for (const { key, method, url } of routes.filter((r) => r.method === "GET")) {
-      const path = url.replace(/\/(users|clients)\/:id/, (_m, resource: string) => `/${resource}/${ids[resource]}`);
+      const path = url.replace(/\/(users|clients|resources)\/:id/, (_m, resource: string) => `/${resource}/${ids[resource]}`);
       const get = await adminCall(running, "GET", path, { token: read.token });
       const head = await adminCall(running, "HEAD", path, { token: read.token });
       t.equal(head.status, 200, `HEAD ${path} (${key}) with admin:read: 200`);

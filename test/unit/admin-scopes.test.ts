@@ -45,6 +45,11 @@ const specRoutes: Record<string, AdminScope> = {
   "GET /admin/v1/clients/:id": "admin:read",
   "PATCH /admin/v1/clients/:id": "admin:write",
   "DELETE /admin/v1/clients/:id": "admin:write",
+  "POST /admin/v1/resources": "admin:write",
+  "GET /admin/v1/resources": "admin:read",
+  "GET /admin/v1/resources/:id": "admin:read",
+  "PATCH /admin/v1/resources/:id": "admin:write",
+  "DELETE /admin/v1/resources/:id": "admin:write",
   "GET /admin/v1/audit": "admin:read",
 };
 

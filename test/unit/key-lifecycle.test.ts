@@ -5,6 +5,7 @@
  */
 import t from "tap";
 import type { SigningKeyState } from "../../src/db/signing-keys.ts";
+import { maxResourceAccessTokenTtl } from "../../src/scopes.ts";
 import { hasChanges, keyRetention, planKeyLifecycle, type KeyPolicy } from "../../src/services/signing-keys.ts";
 import { jwksMaxAge, keySetVersion } from "../../src/oidc/keys.ts";
 
@@ -79,6 +80,11 @@ t.test("two current keys of one algorithm (never expected) are healed: the lates
 t.test("retention covers the longest lifetime of what a key signed, plus a margin", async (t) => {
   t.equal(keyRetention({ idTokenTtl: 900, accessTokenTtl: 900, sessionTtl: 14 * day }), 14 * day + 600, "ID tokens come back as id_token_hint for the session's lifetime");
   t.equal(keyRetention({ idTokenTtl: 900, accessTokenTtl: 30 * day, sessionTtl: day }), 30 * day + 600);
+  t.equal(
+    keyRetention({ idTokenTtl: 900, accessTokenTtl: 900, sessionTtl: 3600 }),
+    maxResourceAccessTokenTtl + 600,
+    "a resource server's JWT access tokens live up to maxResourceAccessTokenTtl: a key that signed one stays published that long",
+  );
 });
 
 t.test("the JWKS max-age is a tenth of KEY_PUBLISH_AHEAD, at most 5 minutes", async (t) => {
