@@ -20,13 +20,15 @@ import { adminResourceFor } from "../admin/auth.ts";
 import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, tokenSigningAlgs } from "../protocol.ts";
 import { processOfflineAccessByConsentPolicy } from "./offline-access.ts";
 import { refetchClientKeysOnFailure } from "./client-keys.ts";
+import { deviceConfirmationCheck, deviceFlowFeature, markAcceptedUserCode } from "./device-flow.ts";
 
 const adminScopes = ["admin:read", "admin:revoke", "admin:write"];
 
 /**
  * oidc-provider's prompts, plus one login check: a session whose account is
  * gone (user disabled or deleted) must sign in again, rather than reach the
- * consent checks without an account.
+ * consent checks without an account; and one consent check: every device
+ * sign-in is confirmed (oidc/device-flow.ts).
  */
 function createInteractionPolicy() {
   const policy = interactionPolicy.base();
@@ -37,6 +39,7 @@ function createInteractionPolicy() {
     ),
     0,
   );
+  policy.get("consent")!.checks.add(deviceConfirmationCheck());
   return policy;
 }
 
@@ -216,6 +219,10 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
           };
         },
       },
+      // RFC 8628, for clients registered with its grant type (others get
+      // unauthorized_client at /device/auth): /device/auth, and the
+      // verification page /device with our views (oidc/device-flow.ts).
+      deviceFlow: deviceFlowFeature(),
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -262,6 +269,8 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       Grant: Math.max(config.sessionTtl, config.refreshTokenTtl),
       AuthorizationCode: 60,
       Interaction: 3600,
+      // RFC 8628 section 3.2's expires_in: ten minutes to enter the code and sign in.
+      DeviceCode: 600,
     },
   };
   const provider = new Provider(config.issuer, configuration);
@@ -272,5 +281,6 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
   // TRUST_PROXY (see issuerHeadersPlugin in plugins/oidc.ts).
   provider.proxy = true;
   provider.use(markAuthenticatedClient);
+  provider.use(markAcceptedUserCode);
   return provider;
 }
