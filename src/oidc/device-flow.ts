@@ -60,6 +60,23 @@ export async function markAcceptedUserCode(ctx: KoaContextWithOIDC, next: () => 
   }
 }
 
+/**
+ * koa middleware (provider.use): a client not registered for the device
+ * grant is answered unauthorized_client at the device authorization endpoint,
+ * the code RFC 8628 section 3.2 takes from RFC 6749 section 5.2 ("not
+ * authorized to use this authorization grant type"); oidc-provider 9 says
+ * invalid_request (lib/actions/authorization/client.js, checkClientGrantType).
+ */
+export async function deviceGrantNotAllowedAsUnauthorizedClient(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
+  await next();
+  const oidc = (ctx as Partial<KoaContextWithOIDC>).oidc;
+  const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+  if (oidc?.route !== "device_authorization" || ctx.status !== 400 || typeof body !== "object" || body === null) return;
+  if (body.error === "invalid_request" && String(body.error_description).endsWith("is not allowed for this client")) {
+    ctx.body = { ...body, error: "unauthorized_client" };
+  }
+}
+
 /** Whether oidc-provider found a live device code for this request's user code (once it has answered). */
 export function userCodeAcceptedOf(req: IncomingMessage): boolean {
   return (req as IncomingMessage & { [userCodeAccepted]?: boolean })[userCodeAccepted] === true;

@@ -20,7 +20,7 @@ import { adminResourceFor } from "../admin/auth.ts";
 import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, tokenSigningAlgs } from "../protocol.ts";
 import { processOfflineAccessByConsentPolicy } from "./offline-access.ts";
 import { refetchClientKeysOnFailure } from "./client-keys.ts";
-import { deviceConfirmationCheck, deviceFlowFeature, markAcceptedUserCode } from "./device-flow.ts";
+import { deviceConfirmationCheck, deviceFlowFeature, deviceGrantNotAllowedAsUnauthorizedClient, markAcceptedUserCode } from "./device-flow.ts";
 
 const adminScopes = ["admin:read", "admin:revoke", "admin:write"];
 
@@ -282,5 +282,6 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
   provider.proxy = true;
   provider.use(markAuthenticatedClient);
   provider.use(markAcceptedUserCode);
+  provider.use(deviceGrantNotAllowedAsUnauthorizedClient);
   return provider;
 }

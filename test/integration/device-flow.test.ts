@@ -31,6 +31,8 @@ async function enterCode(browser: Browser, code: string): Promise<Response[]> {
   return browser.follow("/device", { form: { xsrf: xsrfOf(page), user_code: code, confirm: "yes" } });
 }
 
+const wrongCode = "That code is not valid or has expired. Check the code on your device and try again.";
+
 async function startDevice(client: { config: oidc.Configuration }, scope = "openid email offline_access") {
   return oidc.initiateDeviceAuthorization(client.config, { scope });
 }
@@ -76,6 +78,137 @@ for (const provider of providers(t)) {
       t.ok(tokens.refresh_token, "offline_access gives a refresh token");
       const userinfo = await oidc.fetchUserInfo(client.config, tokens.access_token, user.id);
       t.equal(userinfo.email, user.email, "the access token works at userinfo");
+
+      const again = last(await enterCode(browser, response.user_code));
+      t.equal(errorParagraph(again.body), wrongCode, "a used code is refused with the same message as a wrong one");
+    });
+
+    t.test("Deny: the polling client gets access_denied", async (t) => {
+      const client = await makeDeviceClient(running, "Deny CLI");
+      const response = await startDevice(client);
+      const browser = new Browser(running.url);
+      let page = last(await enterCode(browser, response.user_code));
+      page = last(await browser.submit(page, { email: user.email, password: user.password }));
+      t.match(page.body, /Deny CLI/);
+      page = last(await browser.submit(page, { decision: "deny" }));
+      t.match(page.body, /Access denied/);
+      const error = await oidc.pollDeviceAuthorizationGrant(client.config, { ...response, interval: 0 } as typeof response).catch((e: unknown) => e);
+      t.equal((error as { error?: string }).error, "access_denied");
+    });
+
+    t.test("a first-party client's device sign-in is confirmed too, and a signed-in user still confirms", async (t) => {
+      const created = await createClient(running.db, running.ring, { name: "Own TV app", public: true, grantTypes: [deviceCodeGrantType], firstParty: true });
+      const config = await oidc.discovery(new URL(running.url), created.client_id, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const browser = new Browser(running.url);
+      for (const round of [1, 2]) {
+        const response = await oidc.initiateDeviceAuthorization(config, { scope: "openid" });
+        let page = last(await enterCode(browser, response.user_code));
+        if (round === 1) page = last(await browser.submit(page, { email: user.email, password: user.password }));
+        else t.notMatch(page.body, /id="sign-in-form"/, "the second time the session is reused");
+        t.match(page.body, /Allow access on a device/, `round ${round}: the confirmation`);
+        page = last(await browser.submit(page, { decision: "allow" }));
+        const tokens = await oidc.pollDeviceAuthorizationGrant(config, { ...response, interval: 0 } as typeof response);
+        t.equal(tokens.claims()?.sub, user.id);
+      }
+    });
+
+    t.test("verification_uri_complete shows the code to compare, and Cancel denies", async (t) => {
+      const client = await makeDeviceClient(running, "Link CLI");
+      const response = await startDevice(client);
+      const browser = new Browser(running.url);
+      // oidc-provider answers with a self-submitting form (form_post) carrying the code; submit it as a browser would.
+      const autoPost = await browser.request(response.verification_uri_complete!);
+      const xsrf = /name="xsrf" value="([^"]+)"/.exec(autoPost.body)?.[1];
+      t.ok(xsrf, "the form carries the xsrf secret");
+      const check = last(await browser.follow("/device", { form: { xsrf: xsrf!, user_code: response.user_code } }));
+      t.match(check.body, /Check the code/);
+      t.match(check.body, new RegExp(response.user_code));
+      t.match(check.body, /Link CLI/);
+      const cancelled = last(await browser.follow("/device", { form: { xsrf: xsrfOf(check), user_code: response.user_code, abort: "yes" } }));
+      t.match(cancelled.body, /Access denied/);
+      const error = await oidc.pollDeviceAuthorizationGrant(client.config, { ...response, interval: 0 } as typeof response).catch((e: unknown) => e);
+      t.equal((error as { error?: string }).error, "access_denied");
+    });
+
+    t.test("a client without the device grant type is refused at /device/auth", async (t) => {
+      const created = await createClient(running.db, running.ring, { name: "Web app", public: true, redirectUris: [redirectUri] });
+      const res = await fetch(`${running.url}/device/auth`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ client_id: created.client_id, scope: "openid" }),
+      });
+      t.equal(res.status, 400);
+      const body = (await res.json()) as { error: string; error_description: string };
+      t.equal(body.error, "unauthorized_client", body.error_description);
+    });
+
+    t.test("wrong codes are answered in place with one message; a form without its secret is refused", async (t) => {
+      const browser = new Browser(running.url);
+      const page = last(await enterCode(browser, "BCDF-GHJK"));
+      t.equal(page.status, 200);
+      t.equal(errorParagraph(page.body), wrongCode);
+      t.match(page.body, /<label for="user_code">Code<\/label>/, "the form again");
+      const forged = await browser.request("/device", { form: { user_code: "BCDF-GHJK", confirm: "yes" } });
+      t.equal(forged.status, 403, "no xsrf: 403");
     });
   });
 }
+
+t.test("10 wrong codes from one address, then 429 with Retry-After; a right code does not reset the count", async (t) => {
+  // loopback is a trusted proxy, so X-Forwarded-For sets the client address.
+  const running = await startApp(t, { env: { TRUST_PROXY: "loopback" } });
+  const client = await makeDeviceClient(running);
+  const from = (ip: string) => new Browser(running.url, { "x-forwarded-for": ip });
+  const attacker = from("2001:db8:7:7::1");
+  let page = await attacker.request("/device");
+  for (let i = 1; i <= 9; i++) {
+    page = last(await attacker.follow("/device", { form: { xsrf: xsrfOf(page), user_code: "ZZZZ-ZZZZ", confirm: "yes" } }));
+    t.equal(errorParagraph(page.body), wrongCode, `wrong code ${i}`);
+  }
+  // The attacker's own device flow's right code, entered from the same /64, gives back its own unit only.
+  const own = await startDevice(client);
+  const right = last(await enterCode(from("2001:db8:7:7::2"), own.user_code));
+  t.match(right.body, /id="sign-in-form"/, "a right code is not a failure");
+  page = last(await attacker.follow("/device", { form: { xsrf: xsrfOf(page), user_code: "ZZZZ-ZZZX", confirm: "yes" } }));
+  t.equal(errorParagraph(page.body), wrongCode, "wrong code 10");
+  const refused = await attacker.request("/device", { form: { xsrf: xsrfOf(page), user_code: "ZZZZ-ZZZZ", confirm: "yes" } });
+  t.equal(refused.status, 429, "the 11th attempt is refused");
+  t.ok(Number(refused.headers.get("retry-after")) > 0, "with Retry-After");
+  t.match(refused.body, /Too many wrong codes/, "an HTML page says why");
+  const victim = await startDevice(client);
+  const stillRefused = await from("2001:db8:7:7:ffff::9").request("/device", { form: { xsrf: "x", user_code: victim.user_code, confirm: "yes" } });
+  t.equal(stillRefused.status, 429, "even a right code, from anywhere in the same /64");
+  const other = last(await enterCode(from("198.51.100.7"), victim.user_code));
+  t.match(other.body, /id="sign-in-form"/, "another address is not affected");
+});
+
+t.test("parallel wrong codes: no more than 10 are ever checked", async (t) => {
+  const running = await startApp(t, { env: { TRUST_PROXY: "loopback" } });
+  const attacker = new Browser(running.url, { "x-forwarded-for": "203.0.113.9" });
+  const page = await attacker.request("/device");
+  const xsrf = xsrfOf(page);
+  const statuses = await Promise.all(
+    Array.from({ length: 25 }, (_, i) => attacker.request("/device", { form: { xsrf, user_code: `ZZZZ-${String(i).padStart(4, "0")}`, confirm: "yes" } }).then((r) => r.status)),
+  );
+  t.equal(statuses.filter((s) => s === 429).length, 15, "15 of 25 refused before any lookup");
+});
+
+t.test("/device/auth and /device are rate limited per address", async (t) => {
+  const running = await startApp(t, { env: { TRUST_PROXY: "loopback", AUTH_RATE_LIMIT_PER_IP: "3" } });
+  const client = await makeDeviceClient(running);
+  const post = (ip: string) =>
+    fetch(`${running.url}/device/auth`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-for": ip },
+      body: new URLSearchParams({ client_id: client.clientId, scope: "openid" }),
+    }).then((r) => r.status);
+  const statuses = [];
+  for (let i = 0; i < 4; i++) statuses.push(await post("2001:db8:9:9::1"));
+  t.same(statuses, [200, 200, 200, 429]);
+  t.equal(await post("2001:db8:9:9::abcd"), 429, "the same /64");
+  t.equal(await post("2001:db8:9:a::1"), 200, "another /64");
+  const page = new Browser(running.url, { "x-forwarded-for": "192.0.2.44" });
+  const pages = [];
+  for (let i = 0; i < 4; i++) pages.push((await page.request("/device")).status);
+  t.same(pages, [200, 200, 200, 429], "each visit writes a session: limited like /auth");
+});
