@@ -119,6 +119,26 @@ if (requireBrowser(t)) {
     t.equal((await polling)?.error, "access_denied");
   });
 
+  t.test("verification_uri_complete: the code filled in, shown to compare, then sign-in and Allow", async (t) => {
+    const client = await createDeviceClient(t, "QR TV");
+    const response = await oidc.initiateDeviceAuthorization(client.config, { scope: "openid" });
+    const polling = poll(client.config, response);
+    const page = await (await newContext(t, browser)).newPage();
+    // oidc-provider's self-submitting form (form_post) must run under our CSP.
+    await page.goto(response.verification_uri_complete!);
+    await page.getByRole("heading", { name: "Check the code" }).waitFor();
+    t.match(await page.locator("body").innerText(), response.user_code, "the code to compare with the device");
+    t.ok(await page.getByRole("button", { name: "Cancel", exact: true }).isVisible(), "Cancel is offered");
+    await page.getByRole("button", { name: "Continue", exact: true }).click();
+    await signIn(page);
+    const allow = page.getByRole("button", { name: "Allow", exact: true });
+    await allow.waitFor();
+    t.match(await page.locator("body").innerText(), "QR TV");
+    await allow.click();
+    await page.getByRole("heading", { name: "Device connected" }).waitFor();
+    t.equal((await polling).claims()?.sub, userId);
+  });
+
   t.test("a client without the device grant type is refused at /device/auth", async (t) => {
     const res = await runCli(["clients", "create", "--name", "Web app", "--public", "--redirect-uri", "http://127.0.0.1:9/cb"], env);
     t.equal(res.code, 0, res.stderr);
