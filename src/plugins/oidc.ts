@@ -179,7 +179,9 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
   // code; past the limit the page answers 429 (RFC 8628 section 5.1).
   app.route({ method: "POST", url: "/device/auth", helmet: false, onRequest: perIp("device-auth", config.authRateLimitPerIp), handler: handle });
   const devicePagePerIp = perIp("device", config.authRateLimitPerIp);
-  app.get("/device", { helmet: false, onRequest: devicePagePerIp }, handle);
+  // helmet stays on for these two: their own 429 pages are HTML sent by
+  // Fastify, not by the provider (whose answers get providerHeaders in handle).
+  app.get("/device", { onRequest: devicePagePerIp }, handle);
   const reserveUserCode = async (request: FastifyRequest, reply: FastifyReply) => {
     const attempt = await userCodes.reserve(ipRateLimitKey(request.ip));
     if (attempt.blocked) {
@@ -189,7 +191,7 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
     }
     return attempt;
   };
-  app.post("/device", { helmet: false, onRequest: devicePagePerIp }, async (request, reply) => {
+  app.post("/device", { onRequest: devicePagePerIp }, async (request, reply) => {
     const attempt = await reserveUserCode(request, reply);
     handle(request, reply, () => {
       if (!userCodeAcceptedOf(request.raw)) return;

@@ -148,6 +148,8 @@ for (const provider of providers(t)) {
       t.equal(page.status, 200);
       t.equal(errorParagraph(page.body), wrongCode);
       t.match(page.body, /<label for="user_code">Code<\/label>/, "the form again");
+      t.match(page.headers.get("content-security-policy"), /^default-src 'none'.*frame-ancestors 'none'/, "the provider's page headers");
+      t.equal(page.headers.get("cache-control"), "no-store", "the form carries a secret: not cached");
       const forged = await browser.request("/device", { form: { user_code: "BCDF-GHJK", confirm: "yes" } });
       t.equal(forged.status, 403, "no xsrf: 403");
     });
@@ -175,6 +177,8 @@ t.test("10 wrong codes from one address, then 429 with Retry-After; a right code
   t.equal(refused.status, 429, "the 11th attempt is refused");
   t.ok(Number(refused.headers.get("retry-after")) > 0, "with Retry-After");
   t.match(refused.body, /Too many wrong codes/, "an HTML page says why");
+  t.match(refused.headers.get("content-security-policy"), /frame-ancestors 'none'/, "with our pages' headers");
+  t.equal(refused.headers.get("cache-control"), "no-store");
   const victim = await startDevice(client);
   const stillRefused = await from("2001:db8:7:7:ffff::9").request("/device", { form: { xsrf: "x", user_code: victim.user_code, confirm: "yes" } });
   t.equal(stillRefused.status, 429, "even a right code, from anywhere in the same /64");
