@@ -9,6 +9,7 @@ import t from "tap";
 import * as oidc from "openid-client";
 import { createClient, deviceCodeGrantType } from "../../src/services/clients.ts";
 import { providers } from "../helpers/databases.ts";
+import { adminCall, makeAdminClient } from "../helpers/admin.ts";
 import { Browser, csrfToken, errorParagraph, last, makeUser, redirectUri, startApp, type Response, type RunningApp } from "../helpers/http-flow.ts";
 
 /** A public client registered for the device grant, as `gatehouse clients create --public --grant-types ...` makes it. */
@@ -79,6 +80,13 @@ for (const provider of providers(t)) {
       const userinfo = await oidc.fetchUserInfo(client.config, tokens.access_token, user.id);
       t.equal(userinfo.email, user.email, "the access token works at userinfo");
 
+      const reused = await fetch(`${running.url}/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: deviceCodeGrantType, device_code: response.device_code, client_id: client.clientId }),
+      });
+      t.equal(((await reused.json()) as { error: string }).error, "invalid_grant", "a device code gives tokens once");
+
       const again = last(await enterCode(browser, response.user_code));
       t.equal(errorParagraph(again.body), wrongCode, "a used code is refused with the same message as a wrong one");
     });
@@ -128,6 +136,49 @@ for (const provider of providers(t)) {
       t.match(cancelled.body, /Access denied/);
       const error = await oidc.pollDeviceAuthorizationGrant(client.config, { ...response, interval: 0 } as typeof response).catch((e: unknown) => e);
       t.equal((error as { error?: string }).error, "access_denied");
+    });
+
+    t.test("the admin API registers a public device client; refresh_token needs a grant that signs a user in", async (t) => {
+      const admin = await makeAdminClient(running, "admin:write");
+      const created = await adminCall(running, "POST", "/admin/v1/clients", {
+        token: admin.token,
+        body: { client_name: "Admin-made CLI", token_endpoint_auth_method: "none", grant_types: [deviceCodeGrantType, "refresh_token"] },
+      });
+      t.equal(created.status, 201, created.text);
+      t.notOk(created.json.client_secret, "no secret for a public client");
+      const config = await oidc.discovery(new URL(running.url), created.json.client_id, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const response = await oidc.initiateDeviceAuthorization(config, { scope: "openid offline_access" });
+      t.match(response.user_code, /^\w{4}-\w{4}$/, "it can start a device flow");
+      const refused = await adminCall(running, "POST", "/admin/v1/clients", {
+        token: admin.token,
+        body: { client_name: "Refresh only", token_endpoint_auth_method: "none", grant_types: ["refresh_token"] },
+      });
+      t.equal(refused.status, 400);
+      t.match(refused.json.error_description, /refresh_token needs the authorization_code or device_code grant/);
+    });
+
+    t.test("an expired device code: expired_token when polled, the generic message at /device", async (t) => {
+      const client = await makeDeviceClient(running, "Slow CLI");
+      const response = await startDevice(client);
+      // Ages the code as time would, by its lifetime and 5 seconds: its payload's
+      // exp (which oidc-provider checks) and its row's expiresAt alike.
+      const row = await running.db.prisma.oidcRecord.findFirstOrThrow({ where: { model: "DeviceCode", clientId: client.clientId } });
+      const payload = JSON.parse(row.payload) as { exp: number };
+      const age = payload.exp - Math.floor(Date.now() / 1000) + 5;
+      payload.exp -= age;
+      await running.db.prisma.oidcRecord.update({
+        where: { model_id: { model: row.model, id: row.id } },
+        data: { payload: JSON.stringify(payload), expiresAt: new Date(row.expiresAt!.getTime() - age * 1000) },
+      });
+      const polled = await fetch(`${running.url}/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: deviceCodeGrantType, device_code: response.device_code, client_id: client.clientId }),
+      });
+      t.equal(polled.status, 400);
+      t.equal(((await polled.json()) as { error: string }).error, "expired_token", "RFC 8628 section 3.5");
+      const page = last(await enterCode(new Browser(running.url), response.user_code));
+      t.equal(errorParagraph(page.body), wrongCode, "the same message as a wrong code");
     });
 
     t.test("a client without the device grant type is refused at /device/auth", async (t) => {
