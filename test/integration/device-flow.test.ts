@@ -267,3 +267,26 @@ t.test("/device/auth and /device are rate limited per address", async (t) => {
   for (let i = 0; i < 4; i++) pages.push((await page.request("/device")).status);
   t.same(pages, [200, 200, 200, 429], "each visit writes a session: limited like /auth");
 });
+
+const redisUrl = process.env.TEST_REDIS_URL;
+// Without Redis the test says so and skips; under CI a missing Redis is a failure.
+const redisMissing = redisUrl ? false : "TEST_REDIS_URL is not set: the shared-counter test needs a Redis (see README, Testing)";
+if (redisMissing && process.env.CI === "true") t.fail(redisMissing);
+t.test("with REDIS_URL two instances share the wrong-code count", { skip: redisMissing }, async (t) => {
+  const env = { TRUST_PROXY: "loopback", REDIS_URL: redisUrl! };
+  const one = await startApp(t, { env });
+  // The second instance on its own database: only the counters are shared.
+  const two = await startApp(t, { env });
+  // An address of this run's own: other suites count in the same Redis.
+  const ip = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:${Math.floor(Math.random() * 0xffff).toString(16)}::1`;
+  for (let i = 1; i <= 10; i++) {
+    const page = last(await enterCode(new Browser(i % 2 ? one.url : two.url, { "x-forwarded-for": ip }), "ZZZZ-ZZZZ"));
+    t.equal(errorParagraph(page.body), wrongCode, `wrong code ${i}, on instance ${i % 2 ? 1 : 2}`);
+  }
+  for (const running of [one, two]) {
+    const browser = new Browser(running.url, { "x-forwarded-for": ip });
+    const page = await browser.request("/device");
+    const refused = await browser.request("/device", { form: { xsrf: xsrfOf(page), user_code: "ZZZZ-ZZZZ", confirm: "yes" } });
+    t.equal(refused.status, 429, `refused on ${running === one ? "the first" : "the second"} instance`);
+  }
+});
