@@ -128,10 +128,12 @@ export function deviceFlowFeature(): DeviceFlow {
         ctx.status = 403;
         error = "The form has expired or did not come from this site. Enter the code again.";
       } else if (out) {
+        // Details stay in the log (oidc-provider's server_error event, oidc/events.ts); the page gives the request id.
         error = "The code could not be checked. Try again.";
       }
       const code = err && "userCode" in err && typeof err.userCode === "string" ? err.userCode.slice(0, 40) : "";
-      send(ctx, "device", { action, xsrf: xsrfOf(ctx), error, code });
+      const requestId = out && !error?.startsWith("That code") ? String(ctx.res.getHeader("x-request-id") ?? "") : "";
+      send(ctx, "device", { action, xsrf: xsrfOf(ctx), error, code, requestId });
     },
     // Reached from verification_uri_complete (RFC 8628 section 3.3.1), whose
     // code the user did not type: show it to compare with the device's.
