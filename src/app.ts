@@ -20,6 +20,7 @@ import { observeProvider, type ProviderObserver } from "./oidc/events.ts";
 import { createCsrf } from "./auth/csrf.ts";
 import { connectRedis, createMemoryCounterStore, createRedisCounterStore } from "./auth/counter-store.ts";
 import { createSignInLimiter } from "./auth/sign-in-limiter.ts";
+import { createUserCodeLimiter, defaultUserCodeLimits } from "./auth/user-code-limiter.ts";
 import { createMetrics } from "./metrics.ts";
 import { issuerHeadersPlugin, oidcPlugin } from "./plugins/oidc.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
@@ -116,6 +117,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     // Bound to an interaction or session; keyed apart from the cookie keys.
     csrf: createCsrf(ring.derive("csrf")),
     limiter,
+    userCodes: createUserCodeLimiter(counters, { ...defaultUserCodeLimits, windowMs: config.signInWindow * 1000 }),
     signIn: {
       db,
       limiter,

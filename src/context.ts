@@ -6,6 +6,7 @@ import type { StoredIds } from "./crypto/stored-ids.ts";
 import type { ProviderHost } from "./oidc/provider-host.ts";
 import type { Csrf } from "./auth/csrf.ts";
 import type { SignInLimiter } from "./auth/sign-in-limiter.ts";
+import type { UserCodeLimiter } from "./auth/user-code-limiter.ts";
 import type { SignInDeps } from "./services/sign-in.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Redis } from "ioredis";
@@ -19,6 +20,8 @@ export interface AppContext {
   host: ProviderHost;
   csrf: Csrf;
   limiter: SignInLimiter;
+  /** Wrong user codes at the device verification page, per address (RFC 8628 section 5.1). */
+  userCodes: UserCodeLimiter;
   /** What signing in needs (limits, argon2 parameters, audit key, metrics), built once. */
   signIn: SignInDeps;
   metrics: Metrics;

@@ -32,7 +32,7 @@ const usage = `usage: gatehouse <command>
   users create --email E [--name N] [--role admin|editor|member] [--password-stdin]
   users set-password --email E --password-stdin
   clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]... [--public]
-                 [--grant-types authorization_code,refresh_token,client_credentials]
+                 [--grant-types authorization_code,refresh_token,client_credentials,urn:ietf:params:oauth:grant-type:device_code]
                  [--scope "openid profile email offline_access"] [--first-party]
                  [--token-endpoint-auth-method client_secret_basic|client_secret_post|private_key_jwt|none]
                  [--jwks-uri U | --jwks-stdin] [--id-token-signed-response-alg RS256|ES256|EdDSA]

@@ -19,6 +19,7 @@ import { findUserProfile } from "../db/users.ts";
 import { relyingPartyFor } from "../auth/passkeys.ts";
 import { startPasskeyAuthentication } from "../services/passkeys.ts";
 import { PasskeyOptionsBody, PasskeySignInBody } from "../auth/webauthn-schemas.ts";
+import { deviceConfirmationReason, displayUserCode } from "../oidc/device-flow.ts";
 
 type Params = { uid: string };
 
@@ -72,7 +73,9 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
       return renderSignIn(reply, uid, client.clientName, typeof hint === "string" ? { email: hint.slice(0, 320) } : {});
     }
     if (interaction.prompt.name === "consent") {
-      if (client.first_party === true || !needsConsentPage(interaction)) {
+      // A device sign-in (RFC 8628) is always confirmed, first-party or not (oidc/device-flow.ts).
+      const device = interaction.prompt.reasons.includes(deviceConfirmationReason);
+      if (!device && (client.first_party === true || !needsConsentPage(interaction))) {
         // First-party clients are trusted by the operator, and a consent
         // prompt with nothing new to grant that the client did not ask for
         // (see oidc/offline-access.ts) needs no page.
@@ -88,7 +91,12 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
         // The APIs' scopes, with the descriptions their resource servers give.
         ...(await describeResourceScopes(ctx.db, details.missingResourceScopes ?? {})),
       ];
-      return reply.type("text/html").send(renderPage("consent", { uid, clientName: client.clientName ?? client.clientId, scopes, email: user?.email ?? "", csrf: csrf.token(uid) }));
+      const page = { uid, clientName: client.clientName ?? client.clientId, scopes, email: user?.email ?? "", csrf: csrf.token(uid) };
+      if (device) {
+        const code = interaction.deviceCode ? await provider.DeviceCode.find(interaction.deviceCode, { ignoreExpiration: true }) : undefined;
+        return reply.type("text/html").send(renderPage("device-consent", { ...page, userCode: code ? displayUserCode(code.userCode) : "" }));
+      }
+      return reply.type("text/html").send(renderPage("consent", page));
     }
     throw new AppError("invalid_request", `unsupported interaction prompt ${interaction.prompt.name}`);
   });

@@ -66,6 +66,17 @@ function grantError(label: string, reuse: string) {
   return { reused: () => new errors.InvalidGrant(`${label} ${reuse}`), gone: () => new errors.InvalidGrant(`${label} not found`) };
 }
 
+
+/**
+ * Seconds a model's row stays readable past its payload's expiry. A
+ * DeviceCode is still found for a while, so that a device polling after it
+ * expired is told expired_token (RFC 8628 section 3.5) rather than
+ * invalid_grant: oidc-provider checks the payload's own expiry
+ * (`isExpired`) on every use (lib/actions/grants/device_code.js,
+ * lib/actions/code_verification.js), so the longer row grants nothing.
+ */
+const keptPastExpiry: Record<string, number> = { DeviceCode: 300 };
+
 class OidcRecordAdapter implements Adapter {
   constructor(
     private readonly db: Database,
@@ -93,7 +104,7 @@ class OidcRecordAdapter implements Adapter {
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     this.forgetReads();
     // No expiresIn means "no expiry"; a lifetime of 0 or less is already over.
-    const expiresAt = typeof expiresIn === "number" ? new Date(Date.now() + expiresIn * 1000) : null;
+    const expiresAt = typeof expiresIn === "number" ? new Date(Date.now() + (expiresIn + (keptPastExpiry[this.model] ?? 0)) * 1000) : null;
     const { model, ids } = this;
     if (!ids) {
       await upsertOidcRecord(this.db, { model, id, payload: payload as Record<string, unknown>, expiresAt });

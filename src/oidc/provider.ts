@@ -20,11 +20,13 @@ import { audienceStillRegistered, introspectionClientsOf, resourceIndicatorsFeat
 import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, tokenSigningAlgs } from "../protocol.ts";
 import { processOfflineAccessByConsentPolicy } from "./offline-access.ts";
 import { refetchClientKeysOnFailure } from "./client-keys.ts";
+import { deviceConfirmationCheck, deviceFlowFeature, deviceGrantNotAllowedAsUnauthorizedClient, markAcceptedUserCode } from "./device-flow.ts";
 
 /**
  * oidc-provider's prompts, plus one login check: a session whose account is
  * gone (user disabled or deleted) must sign in again, rather than reach the
- * consent checks without an account.
+ * consent checks without an account; and one consent check: every device
+ * sign-in is confirmed (oidc/device-flow.ts).
  */
 function createInteractionPolicy() {
   const policy = interactionPolicy.base();
@@ -35,6 +37,7 @@ function createInteractionPolicy() {
     ),
     0,
   );
+  policy.get("consent")!.checks.add(deviceConfirmationCheck());
   return policy;
 }
 
@@ -192,6 +195,10 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       // the default resource for the admin:* scopes) and the registered APIs,
       // with opaque or RFC 9068 JWT access tokens (oidc/resource-indicators.ts).
       resourceIndicators: resourceIndicatorsFeature(db, settings),
+      // RFC 8628, for clients registered with its grant type (others get
+      // unauthorized_client at /device/auth): /device/auth, and the
+      // verification page /device with our views (oidc/device-flow.ts).
+      deviceFlow: deviceFlowFeature(),
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -239,6 +246,8 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       Grant: Math.max(config.sessionTtl, config.refreshTokenTtl),
       AuthorizationCode: 60,
       Interaction: 3600,
+      // RFC 8628 section 3.2's expires_in: ten minutes to enter the code and sign in.
+      DeviceCode: 600,
     },
   };
   const provider = new Provider(config.issuer, configuration);
@@ -249,5 +258,7 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
   // TRUST_PROXY (see issuerHeadersPlugin in plugins/oidc.ts).
   provider.proxy = true;
   provider.use(markAuthenticatedClient);
+  provider.use(markAcceptedUserCode);
+  provider.use(deviceGrantNotAllowedAsUnauthorizedClient);
   return provider;
 }

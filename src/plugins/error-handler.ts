@@ -12,7 +12,18 @@ import { renderErrorPage } from "../views.ts";
 
 /** Routes whose callers are people with browsers. */
 export function isBrowserRoute(url: string): boolean {
-  return url.startsWith("/interaction/") || url === "/account" || url.startsWith("/account/") || url.startsWith("/account?");
+  return (
+    url.startsWith("/interaction/") ||
+    url === "/account" ||
+    url.startsWith("/account/") ||
+    url.startsWith("/account?") ||
+    isDevicePage(url)
+  );
+}
+
+/** The device verification page and its resume URL (RFC 8628 section 3.3), not the device's own JSON endpoint /device/auth. */
+function isDevicePage(url: string): boolean {
+  return url === "/device" || url.startsWith("/device?") || (url.startsWith("/device/") && !url.startsWith("/device/auth"));
 }
 
 interface Described {

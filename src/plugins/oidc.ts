@@ -7,7 +7,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { AppContext } from "../context.ts";
-import { perAddressLimit, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
+import { ipRateLimitKey, perAddressLimit, rateLimitCacheSize, tooManyRequests } from "./rate-limit.ts";
+import { userCodeAcceptedOf } from "../oidc/device-flow.ts";
+import { AppError } from "../errors.ts";
 import { authenticatedClientOf } from "../oidc/provider.ts";
 import { jwksMaxAge } from "../oidc/keys.ts";
 import { runInRequestScope } from "../oidc/request-scope.ts";
@@ -139,7 +141,7 @@ function basicClientId(authorization: string | undefined): string | undefined {
   }
 }
 
-export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, redis }: AppContext): Promise<void> {
+export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, userCodes }: AppContext): Promise<void> {
   // oidc-provider reads request bodies itself: leave the stream untouched.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
@@ -168,6 +170,34 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
   // Interaction, each pushed authorization request (RFC 9126) a row of its own.
   app.route({ method: ["GET", "POST"], url: "/auth", helmet: false, onRequest: perIp("auth", config.authRateLimitPerIp), handler: handle });
   app.route({ method: "POST", url: "/request", helmet: false, onRequest: perIp("par", config.authRateLimitPerIp), handler: handle });
+
+  // The device authorization grant (RFC 8628, oidc/device-flow.ts). Each
+  // device authorization request stores a DeviceCode, and each visit to the
+  // verification page a Session holding the form's secret: limited like
+  // /auth. Every code submitted there is counted as wrong before
+  // oidc-provider looks it up, and given back if it named a live device
+  // code; past the limit the page answers 429 (RFC 8628 section 5.1).
+  app.route({ method: "POST", url: "/device/auth", helmet: false, onRequest: perIp("device-auth", config.authRateLimitPerIp), handler: handle });
+  const devicePagePerIp = perIp("device", config.authRateLimitPerIp);
+  // helmet stays on for these two: their own 429 pages are HTML sent by
+  // Fastify, not by the provider (whose answers get providerHeaders in handle).
+  app.get("/device", { onRequest: devicePagePerIp }, handle);
+  const reserveUserCode = async (request: FastifyRequest, reply: FastifyReply) => {
+    const attempt = await userCodes.reserve(ipRateLimitKey(request.ip));
+    if (attempt.blocked) {
+      reply.header("retry-after", String(attempt.retryAfterSeconds));
+      const minutes = Math.ceil(attempt.retryAfterSeconds / 60);
+      throw new AppError("too_many_requests", `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`);
+    }
+    return attempt;
+  };
+  app.post("/device", { onRequest: devicePagePerIp }, async (request, reply) => {
+    const attempt = await reserveUserCode(request, reply);
+    handle(request, reply, () => {
+      if (!userCodeAcceptedOf(request.raw)) return;
+      attempt.release().catch((err: unknown) => request.log.error({ err }, "could not release a user code attempt"));
+    });
+  });
 
   // Per-IP and per-client limits on the endpoints that authenticate clients
   // or answer about tokens. Every request counts against its address. Only a

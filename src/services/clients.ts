@@ -16,7 +16,10 @@ import { systemActor, type Actor } from "./actor.ts";
 import { builtInScopes } from "../scopes.ts";
 import { clientAuthMethods, defaultTokenSigningAlg, tokenSigningAlgs } from "../protocol.ts";
 
-export const supportedGrantTypes = ["authorization_code", "refresh_token", "client_credentials"] as const;
+/** RFC 8628's grant type: the device authorization grant, for command-line tools and TVs. */
+export const deviceCodeGrantType = "urn:ietf:params:oauth:grant-type:device_code";
+
+export const supportedGrantTypes = ["authorization_code", "refresh_token", "client_credentials", deviceCodeGrantType] as const;
 export type GrantType = (typeof supportedGrantTypes)[number];
 
 /** Scopes a client may be allowed besides those of registered resource servers. */
@@ -154,16 +157,19 @@ export function buildClientMetadata(
   const redirectUris = (input.redirectUris ?? []).map((u) => validateRedirectUri(u));
   const postLogoutRedirectUris = (input.postLogoutRedirectUris ?? []).map((u) => validateRedirectUri(u, "post_logout_redirect_uri"));
   const usesCode = grantTypes.includes("authorization_code");
+  // The device grant signs a user in too, on another device (RFC 8628), but
+  // needs no redirect URI: a CLI may be a public client without one.
+  const usesDevice = grantTypes.includes(deviceCodeGrantType);
   if (usesCode && redirectUris.length === 0) {
     throw new AppError("invalid_client_metadata", "the authorization_code grant needs at least one redirect URI");
   }
-  if (grantTypes.includes("refresh_token") && !usesCode) {
-    throw new AppError("invalid_client_metadata", "refresh_token needs the authorization_code grant");
+  if (grantTypes.includes("refresh_token") && !usesCode && !usesDevice) {
+    throw new AppError("invalid_client_metadata", "refresh_token needs the authorization_code or device_code grant");
   }
-  const defaultScope = usesCode ? "openid profile email offline_access" : "";
+  const defaultScope = usesCode || usesDevice ? "openid profile email offline_access" : "";
   const scope = parseScope(input.scope ?? defaultScope, resourceScopes).join(" ");
   // A client_credentials client without a scope gets tokens with no scope and no audience.
-  if (!scope && usesCode) throw new AppError("invalid_client_metadata", "scope must name at least one scope (for sign-in, openid)");
+  if (!scope && (usesCode || usesDevice)) throw new AppError("invalid_client_metadata", "scope must name at least one scope (for sign-in, openid)");
   // Private-use schemes (com.example.app:/cb) belong to native apps (RFC 8252),
   // which oidc-provider accepts only with application_type "native".
   const native = [...redirectUris, ...postLogoutRedirectUris].some((uri) => !/^https?:/i.test(uri));

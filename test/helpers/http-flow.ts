@@ -246,11 +246,15 @@ export function injectBehindTls(app: FastifyInstance, issuer: string) {
 /** A browser-like HTTP client: one cookie jar, no automatic redirects. */
 export class Browser {
   readonly jar = new CookieJar();
-  constructor(readonly origin: string) {}
+  /** `defaultHeaders` go with every request (e.g. X-Forwarded-For behind a trusted proxy). */
+  constructor(
+    readonly origin: string,
+    readonly defaultHeaders: Record<string, string> = {},
+  ) {}
 
   async request(target: string | URL, init: { method?: string; form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
     const url = new URL(target, this.origin);
-    const headers: Record<string, string> = { "user-agent": "gatehouse-tests", ...init.headers };
+    const headers: Record<string, string> = { "user-agent": "gatehouse-tests", ...this.defaultHeaders, ...init.headers };
     if (url.origin === this.origin) {
       const cookie = this.jar.header(url);
       if (cookie) headers.cookie = cookie;
