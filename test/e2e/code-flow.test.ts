@@ -7,25 +7,19 @@
  * ID token's signature against the JWKS.
  */
 import t, { type Test } from "tap";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import * as oidc from "openid-client";
 import { decodeProtectedHeader } from "jose";
 import type { Page } from "playwright-core";
 import { launchBrowser, newContext, requireBrowser } from "../helpers/browser.ts";
-import { createTestDatabase } from "../helpers/databases.ts";
+import { processDatabase } from "../helpers/databases.ts";
 import { runCli, startServer } from "../helpers/processes.ts";
 import { beginAuthorization, completeAuthorization, discoverClient, startRelyingParty, type PendingAuthorization } from "../helpers/rp.ts";
 
 const invalidCredentials = "Invalid email or password.";
 
 if (requireBrowser(t)) {
-  const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-keys-"));
-  t.teardown(() => rmSync(keysDir, { recursive: true, force: true }));
-  const database = await createTestDatabase(t, "sqlite");
-  const env = { DATABASE_URL: database.url, KEYS_DIR: keysDir };
+  const { env } = await processDatabase(t);
   const server = await startServer(t, env);
   const browser = await launchBrowser(t);
   const rp = await startRelyingParty(t);

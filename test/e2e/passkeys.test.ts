@@ -9,14 +9,11 @@
  * 127.0.0.1 with "This is an invalid domain").
  */
 import t, { type Test } from "tap";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import * as oidc from "openid-client";
 import type { BrowserContext, CDPSession, Page } from "playwright-core";
 import { launchBrowser, newContext, requireBrowser } from "../helpers/browser.ts";
-import { createTestDatabase } from "../helpers/databases.ts";
+import { processDatabase } from "../helpers/databases.ts";
 import { runCli, startServer } from "../helpers/processes.ts";
 import { beginAuthorization, completeAuthorization, discoverClient, startRelyingParty, type PendingAuthorization } from "../helpers/rp.ts";
 
@@ -24,10 +21,7 @@ const passkeyFailure = "This passkey could not be used to sign in.";
 const lastWayToSignIn = "This is your only way to sign in: set a password or add another passkey first.";
 
 if (requireBrowser(t)) {
-  const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-keys-"));
-  t.teardown(() => rmSync(keysDir, { recursive: true, force: true }));
-  const database = await createTestDatabase(t, "sqlite");
-  const env = { DATABASE_URL: database.url, KEYS_DIR: keysDir };
+  const { database, env } = await processDatabase(t);
   // An empty ISSUER leaves the server to its documented default,
   // http://localhost:<PORT>, on the port startServer chose.
   const server = await startServer(t, { ...env, ISSUER: "" });

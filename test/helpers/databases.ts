@@ -75,3 +75,14 @@ export async function createTestDatabase(t: Test, provider: DatabaseProvider): P
     },
   };
 }
+
+/**
+ * What a Gatehouse process (server or CLI) started by a test needs: a
+ * throwaway SQLite database and keys directory, both removed at teardown.
+ */
+export async function processDatabase(t: Test): Promise<{ database: TestDatabase; env: { DATABASE_URL: string; KEYS_DIR: string } }> {
+  const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-keys-"));
+  t.teardown(() => rmSync(keysDir, { recursive: true, force: true }));
+  const database = await createTestDatabase(t, "sqlite");
+  return { database, env: { DATABASE_URL: database.url, KEYS_DIR: keysDir } };
+}
