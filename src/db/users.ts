@@ -1,5 +1,5 @@
 /** Queries on the User table. Emails are stored lower-cased (see prisma/models.prisma). */
-import type { Database, SqlRow } from "./database.ts";
+import type { SqlRow } from "./database.ts";
 import { toBool, toDate } from "./sql.ts";
 import { clientOf, dialectOf, type Queryable, type Tx } from "./transaction.ts";
 
@@ -39,6 +39,13 @@ export async function findUserById(db: Queryable, id: string): Promise<UserRow |
 
 /** A user without the password hash: the claims lookup on every token and userinfo request. */
 export async function findUserProfile(db: Queryable, id: string): Promise<UserProfile | null> {
+  if ("sql" in db) {
+    // oidc-provider's findAccount runs it on every token exchange, userinfo
+    // and introspection request, outside any transaction: db.sql.
+    const [row] = await db.sql.query(`SELECT "id", "email", "name", "role", "disabled" FROM "User" WHERE "id" = ?`, [id]);
+    if (!row) return null;
+    return { id: row.id as string, email: row.email as string, name: (row.name as string | null) ?? null, role: row.role as string, disabled: toBool(row.disabled) };
+  }
   return clientOf(db).user.findUnique({ where: { id }, select: profileColumns });
 }
 
@@ -104,15 +111,4 @@ export async function updateUserRow(
 
 export async function deleteUserRow(db: Queryable, id: string): Promise<void> {
   await clientOf(db).user.delete({ where: { id } });
-}
-
-/**
- * findUserProfile for oidc-provider's findAccount, which every token
- * exchange, userinfo and introspection request runs: db.sql, outside any
- * transaction.
- */
-export async function findAccountProfile(db: Database, id: string): Promise<UserProfile | null> {
-  const [row] = await db.sql.query(`SELECT "id", "email", "name", "role", "disabled" FROM "User" WHERE "id" = ?`, [id]);
-  if (!row) return null;
-  return { id: row.id as string, email: row.email as string, name: (row.name as string | null) ?? null, role: row.role as string, disabled: toBool(row.disabled) };
 }

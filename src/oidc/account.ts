@@ -5,13 +5,13 @@
  */
 import type { FindAccount } from "oidc-provider";
 import type { Database } from "../db/database.ts";
-import { findAccountProfile } from "../db/users.ts";
+import { findUserProfile } from "../db/users.ts";
 
 export { claimsByScope } from "../scopes.ts";
 
 export function createFindAccount(db: Database): FindAccount {
   return async (_ctx, sub) => {
-    const user = await findAccountProfile(db, sub);
+    const user = await findUserProfile(db, sub);
     if (!user || user.disabled) return undefined;
     return {
       accountId: user.id,
