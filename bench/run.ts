@@ -16,7 +16,7 @@ import { loadConfig } from "../src/config.ts";
 import { hashPassword, verifyPassword } from "../src/auth/passwords.ts";
 import { runLoad, type LoadResult } from "./load.ts";
 import { createVirtualUser, discoverEndpoints, iterate, multiRequest, scenarioNames, type ScenarioName, type VirtualUser } from "./scenarios.ts";
-import { residentKiB, root, startBaseline, startGatehouse, type RunningServer } from "./servers.ts";
+import { cpuMicros, residentKiB, root, startBaseline, startGatehouse, type RunningServer } from "./servers.ts";
 
 export interface BenchOptions {
   quick: boolean;
@@ -38,6 +38,10 @@ export interface ScenarioResult {
   baseline: LoadResult[];
   /** Gatehouse's requests/s over the baseline's, runs of both pooled. */
   ratio: number | undefined;
+  /** Server CPU time per iteration in microseconds (user + system, /proc), runs pooled; undefined off Linux. */
+  cpuMicrosPerIteration?: Record<"gatehouse" | "baseline", number | undefined>;
+  /** The baseline's CPU time per iteration over Gatehouse's: the ratio on a core of its own. */
+  cpuRatio?: number | undefined;
   /** Gatehouse's SQL statements per iteration (gatehouse_db_statements_total over the runs). */
   statementsPerIteration?: number;
 }
@@ -111,10 +115,16 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
     for (const scenario of options.scenarios) {
       const result: ScenarioResult = { scenario, unit: multiRequest.has(scenario) ? "flow" : "request", gatehouse: [], baseline: [], ratio: undefined };
       let statements = 0;
+      const cpu = { gatehouse: 0, baseline: 0 };
+      let cpuKnown = true;
       for (let round = 0; round < options.rounds; round++) {
         for (const server of servers) {
           const before = server.name === "gatehouse" ? await statementCount(server) : 0;
+          const cpuBefore = cpuMicros(server.pid);
           const run = await runLoad(users.get(server)!, (vu) => iterate(scenario, vu), options);
+          const cpuAfter = cpuMicros(server.pid);
+          if (cpuBefore === undefined || cpuAfter === undefined) cpuKnown = false;
+          else cpu[server.name] += cpuAfter - cpuBefore;
           if (server.name === "gatehouse") statements += (await statementCount(server)) - before;
           result[server.name].push(run);
           log(`${scenario.padEnd(18)} ${server.name.padEnd(9)} ${run.perSecond.toFixed(0).padStart(6)}/s p50 ${run.p50Ms.toFixed(1)} ms p99 ${run.p99Ms.toFixed(1)} ms errors ${run.errors}${run.firstError ? ` (${run.firstError})` : ""}`);
@@ -125,6 +135,15 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       result.ratio = b ? g / b : undefined;
       const iterations = result.gatehouse.reduce((n, r) => n + r.count, 0);
       result.statementsPerIteration = iterations ? statements / iterations : undefined;
+      if (cpuKnown) {
+        const per = (name: "gatehouse" | "baseline") => {
+          const count = result[name].reduce((n, r) => n + r.count, 0);
+          return count ? cpu[name] / count : undefined;
+        };
+        result.cpuMicrosPerIteration = { gatehouse: per("gatehouse"), baseline: per("baseline") };
+        const { gatehouse: gc, baseline: bc } = result.cpuMicrosPerIteration;
+        result.cpuRatio = gc && bc ? bc / gc : undefined;
+      }
       results.push(result);
     }
     for (const server of servers) memoryKiB[server.name].atEnd = residentKiB(server.pid);
@@ -151,17 +170,20 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
 /** The report as a Markdown table (also what the command prints). */
 export function formatTable(report: BenchReport): string {
   const f = (n: number, digits = 0) => n.toFixed(digits);
+  const opt = (n: number | undefined, digits = 0) => (n === undefined ? "-" : f(n, digits));
   const lines = [
-    "| Scenario | Unit | Gatehouse /s | p50 ms | p99 ms | errors | SQL /unit | Baseline /s | p50 ms | p99 ms | errors | Ratio G/B |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| Scenario | Unit | Gatehouse /s | p50 ms | p99 ms | errors | SQL /unit | CPU µs /unit | Baseline /s | p50 ms | p99 ms | errors | CPU µs /unit | Ratio G/B | CPU ratio B/G |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of report.results) {
     const g = pooled(r.gatehouse);
     const b = r.baseline.length ? pooled(r.baseline) : undefined;
     lines.push(
       `| ${r.scenario} | ${r.unit} | ${f(g.perSecond)} | ${f(g.p50Ms, 1)} | ${f(g.p99Ms, 1)} | ${g.errors}/${g.count} | ` +
-        `${r.statementsPerIteration === undefined ? "-" : f(r.statementsPerIteration, 1)} | ` +
-        (b ? `${f(b.perSecond)} | ${f(b.p50Ms, 1)} | ${f(b.p99Ms, 1)} | ${b.errors}/${b.count} | ${r.ratio === undefined ? "-" : f(r.ratio, 2)} |` : "- | - | - | - | - |"),
+        `${r.statementsPerIteration === undefined ? "-" : f(r.statementsPerIteration, 1)} | ${opt(r.cpuMicrosPerIteration?.gatehouse)} | ` +
+        (b
+          ? `${f(b.perSecond)} | ${f(b.p50Ms, 1)} | ${f(b.p99Ms, 1)} | ${b.errors}/${b.count} | ${opt(r.cpuMicrosPerIteration?.baseline)} | ${opt(r.ratio, 2)} | ${opt(r.cpuRatio, 2)} |`
+          : "- | - | - | - | - | - | - |"),
     );
   }
   // The password sign-in flow against argon2 alone: what is left once the
