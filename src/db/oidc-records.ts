@@ -36,10 +36,6 @@ function str(value: unknown): string | null {
   return typeof value === "string" ? value : null;
 }
 
-/**
- * Inserts or replaces a row. A replaced row keeps its createdAt and, like
- * oidc-provider's own adapters, takes everything else from the new payload.
- */
 const upsertSql = `
   INSERT INTO "OidcRecord" ("model", "id", "payload", "grantId", "uid", "userCode", "accountId", "clientId", "expiresAt", "consumedAt", "createdAt")
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -550,6 +550,33 @@ function adapterSuite(t: Test, provider: DatabaseProvider): void {
     });
   });
 
+  t.test("the mostly-empty columns have partial indexes, and lookups use them", async (t) => {
+    // A token row with no uid, user code, grant or account adds no entry to
+    // those indexes (migration 20261126144316_partial_oidc_indexes).
+    const partial = ["OidcRecord_grantId_idx", "OidcRecord_model_uid_idx", "OidcRecord_model_userCode_idx", "OidcRecord_model_accountId_idx"];
+    const definitions = new Map(
+      provider === "sqlite"
+        ? (await f.db.prisma.$queryRawUnsafe<{ name: string; sql: string }[]>(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'OidcRecord'`)).map((r) => [r.name, r.sql ?? ""])
+        : (await f.db.prisma.$queryRawUnsafe<{ name: string; sql: string }[]>(`SELECT indexname AS name, indexdef AS sql FROM pg_indexes WHERE tablename = 'OidcRecord'`)).map((r) => [r.name, r.sql]),
+    );
+    for (const name of partial) t.match(definitions.get(name), /WHERE .*IS NOT NULL/i, `${name} is partial`);
+    t.notMatch(definitions.get("OidcRecord_model_clientId_idx"), /WHERE/i, "clientId, set on every token, keeps a full index");
+    if (provider === "sqlite") {
+      // The statements the adapter runs on these columns (db/oidc-records.ts).
+      const plans = [
+        [`SELECT "payload" FROM "OidcRecord" WHERE "model" = ? AND "uid" = ? ORDER BY "createdAt" DESC LIMIT 1`, "OidcRecord_model_uid_idx"],
+        [`SELECT "payload" FROM "OidcRecord" WHERE "model" = ? AND "userCode" IN (?, ?)`, "OidcRecord_model_userCode_idx"],
+        [`DELETE FROM "OidcRecord" WHERE "grantId" = ? AND "model" = ?`, "OidcRecord_grantId_idx"],
+        [`SELECT "id" FROM "OidcRecord" WHERE "model" = ? AND "accountId" = ?`, "OidcRecord_model_accountId_idx"],
+      ] as const;
+      for (const [sql, index] of plans) {
+        const args = Array.from({ length: sql.split("?").length - 1 }, () => "x");
+        const plan = await f.db.prisma.$queryRawUnsafe<{ detail: string }[]>(`EXPLAIN QUERY PLAN ${sql}`, ...args);
+        t.match(plan.map((r) => r.detail).join(" "), new RegExp(`USING INDEX ${index}\\b`), `${sql.slice(0, 50)}... uses ${index}`);
+      }
+    }
+  });
+
   t.test("credentials are stored as keyed hashes", async (t) => {
     const credentialModels = [
       "AccessToken",
