@@ -5,8 +5,11 @@ import type { AppContext } from "../context.ts";
 
 async function metricsRoutes(app: FastifyInstance, { metrics }: AppContext): Promise<void> {
   app.addHook("onResponse", async (request, reply) => {
-    const route = request.routeOptions.url ?? "unmatched";
-    if (route === "/*") return; // counted when oidc-provider finishes (plugins/oidc.ts)
+    // Once per request, hijacked ones included (the provider's routes in
+    // plugins/oidc.ts): Fastify runs onResponse when the response finishes.
+    // The provider's catch-all route is labelled "oidc".
+    const url = request.routeOptions.url;
+    const route = url === undefined ? "unmatched" : url === "/*" ? "oidc" : url;
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.requestDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });

@@ -90,11 +90,7 @@ const perResponseHeaders = new Set(["date", "connection", "keep-alive", "x-reque
  * document anew for each request was about half of a request's cost. Any
  * other method (a CORS preflight, a POST) goes to the provider.
  */
-function keptDocuments(
-  host: AppContext["host"],
-  handle: (request: FastifyRequest, reply: FastifyReply) => void,
-  count: (request: FastifyRequest, status: number) => void,
-) {
+function keptDocuments(host: AppContext["host"], handle: (request: FastifyRequest, reply: FastifyReply) => void) {
   const kept = new WeakMap<object, Map<string, KeptResponse>>();
   return (request: FastifyRequest, reply: FastifyReply) => {
     const provider = host.provider;
@@ -123,7 +119,6 @@ function keptDocuments(
     for (const [name, value] of copy.headers) res.setHeader(name, value);
     res.setHeader("x-request-id", request.id);
     res.setHeader("access-control-allow-origin", request.headers.origin || "*");
-    res.on("finish", () => count(request, res.statusCode));
     res.writeHead(200);
     res.end(request.method === "HEAD" ? undefined : copy.body);
   };
@@ -141,7 +136,7 @@ function basicClientId(authorization: string | undefined): string | undefined {
   }
 }
 
-export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, userCodes }: AppContext): Promise<void> {
+export async function oidcPlugin(app: FastifyInstance, { host, config, userCodes }: AppContext): Promise<void> {
   // oidc-provider reads request bodies itself: leave the stream untouched.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
@@ -154,14 +149,11 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, metrics, 
     const res = reply.raw;
     res.setHeader("x-request-id", request.id);
     for (const [name, value] of headers) res.setHeader(name, value);
-    res.on("finish", () => {
-      countResponse(request, res.statusCode);
-      onFinish?.();
-    });
+    // Counted in the metrics by plugins/metrics.ts, like every other route.
+    if (onFinish) res.on("finish", onFinish);
     runInRequestScope(() => host.callback(request.raw, res));
   };
-  const countResponse = (request: FastifyRequest, status: number) => metrics.requests.inc({ method: request.method, route: "oidc", status: String(status) });
-  const documents = keptDocuments(host, handle, countResponse);
+  const documents = keptDocuments(host, handle);
 
   // Limits per minute (plugins/rate-limit.ts, registered by app.ts).
   const perIp = (name: string, max: number) => perAddressLimit(app, name, max);

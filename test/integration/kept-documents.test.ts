@@ -44,8 +44,16 @@ t.test("discovery and JWKS copies are the provider's responses", async (t) => {
   t.equal(preflight.headers.get("access-control-allow-methods"), "GET");
 
   const metrics = await (await fetch(`${running.url}/metrics`)).text();
-  const served = Number(/gatehouse_http_requests_total\{method="GET",route="oidc",status="200"\} (\d+)/.exec(metrics)?.[1]);
-  t.ok(served >= 6, `copies are counted in the metrics (${served})`);
+  for (const path of ["/.well-known/openid-configuration", "/jwks"]) {
+    const served = Number(new RegExp(`gatehouse_http_requests_total\\{method="GET",route="${path}",status="200"\\} (\\d+)`).exec(metrics)?.[1]);
+    // Each path: the first answer, the copy, the CORS request, and the JWKS's Cache-Control check.
+    t.equal(served, path === "/jwks" ? 4 : 3, `${path}: each answer, copies included, is counted once (${served})`);
+  }
+  // A provider route answered by the provider itself is counted once too, under its own route.
+  const refused = await fetch(`${running.url}/token`, { method: "POST", body: new URLSearchParams({ grant_type: "client_credentials" }) });
+  const after = await (await fetch(`${running.url}/metrics`)).text();
+  const posts = [...after.matchAll(/gatehouse_http_requests_total\{method="POST",route="([^"]+)",status="(\d+)"\} (\d+)/g)].map((m) => [m[1], m[2], Number(m[3])]);
+  t.same(posts, [["/token", String(refused.status), 1]], "one POST, one count");
 });
 
 t.test("a new provider (a new key set) is answered afresh", async (t) => {
