@@ -63,7 +63,15 @@ export interface Config {
    * jwks_uri) may reach loopback and private addresses. Off: SSRF protection.
    */
   readonly outboundAllowPrivate: boolean;
+  /**
+   * Who may get an account (REGISTRATION): `invite` (operators invite people
+   * by email), `open` (also a public sign-up page), `off` (operators create
+   * accounts directly; no invitations).
+   */
+  readonly registration: Registration;
 }
+
+export type Registration = "invite" | "open" | "off";
 
 export class ConfigError extends Error {
   readonly code = "invalid_configuration";
@@ -150,6 +158,7 @@ export function loadConfig(env: Env = process.env): Config {
     tokenRateLimitPerIp: parseInteger("TOKEN_RATE_LIMIT_PER_IP", read("TOKEN_RATE_LIMIT_PER_IP"), 600, 1, 10_000_000),
     tokenRateLimitPerClient: parseInteger("TOKEN_RATE_LIMIT_PER_CLIENT", read("TOKEN_RATE_LIMIT_PER_CLIENT"), 1200, 1, 10_000_000),
     outboundAllowPrivate: parseBoolean("OUTBOUND_ALLOW_PRIVATE", read("OUTBOUND_ALLOW_PRIVATE"), false),
+    registration: parseRegistration(read("REGISTRATION")),
   });
 }
 
@@ -262,6 +271,16 @@ function parseTrustProxy(raw: string | undefined): boolean | string {
     "TRUST_PROXY",
     `must be true, false, or the proxies' addresses (e.g. loopback or 10.0.0.0/8,192.168.1.5) (got ${JSON.stringify(raw)})`,
   );
+}
+
+const registrations: readonly Registration[] = ["invite", "open", "off"];
+
+function parseRegistration(raw: string | undefined): Registration {
+  if (raw === undefined) return "invite";
+  if (!(registrations as readonly string[]).includes(raw)) {
+    throw new ConfigError("REGISTRATION", `must be one of ${registrations.join(", ")} (got ${JSON.stringify(raw)})`);
+  }
+  return raw as Registration;
 }
 
 const logLevels: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
