@@ -125,7 +125,10 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
   app.post<{ Body: S.CreateUserBody }>(
     "/admin/v1/users",
     { schema: { tags: ["users"], body: S.CreateUserBody, response: { 201: S.User, 409: S.ErrorBody, ...errors } } },
-    async (request, reply) => reply.code(201).send(await createUser(db, config.argon2, request.body, actor(request))),
+    async (request, reply) => {
+      const { email_verified: emailVerified, ...input } = request.body;
+      return reply.code(201).send(await createUser(db, config.argon2, { ...input, emailVerified }, actor(request)));
+    },
   );
 
   app.get<{ Querystring: { email?: string; cursor?: string; limit?: number } }>(

@@ -22,6 +22,8 @@ export interface CreateUserInput {
   name?: string;
   role?: string;
   password?: string;
+  /** An operator vouches for the address (the email_verified claim is true from the start). */
+  emailVerified?: boolean;
 }
 
 export interface UpdateUserInput {
@@ -37,6 +39,7 @@ export interface UserView {
   role: string;
   disabled: boolean;
   has_password: boolean;
+  email_verified: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -78,6 +81,7 @@ export function toUserView(row: UserRow): UserView {
     role: row.role,
     disabled: row.disabled,
     has_password: row.passwordHash !== null,
+    email_verified: row.emailVerified,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
@@ -97,8 +101,13 @@ export async function createUser(db: Database, argon2: Argon2Params, input: Crea
   const passwordHash = input.password === undefined ? null : await checkedHash(input.password, argon2);
   try {
     const row = await transaction(db, async (tx) => {
-      const user = await insertUser(tx, { id: randomUUID(), email, name, role, passwordHash });
-      await appendAuditEvent(tx, db, { type: "user.created", ...actor, userId: user.id, data: { email, role, with_password: passwordHash !== null } });
+      const user = await insertUser(tx, { id: randomUUID(), email, name, role, passwordHash, emailVerified: input.emailVerified === true });
+      await appendAuditEvent(tx, db, {
+        type: "user.created",
+        ...actor,
+        userId: user.id,
+        data: { email, role, with_password: passwordHash !== null, email_verified: input.emailVerified === true },
+      });
       return user;
     });
     return toUserView(row);
