@@ -22,6 +22,7 @@ import { connectRedis, createMemoryCounterStore, createRedisCounterStore } from 
 import { createSignInLimiter } from "./auth/sign-in-limiter.ts";
 import { createUserCodeLimiter, defaultUserCodeLimits } from "./auth/user-code-limiter.ts";
 import { createMetrics } from "./metrics.ts";
+import { createEmailSendLimiter } from "./auth/email-send-limiter.ts";
 import { issuerHeadersPlugin, oidcPlugin } from "./plugins/oidc.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { securityPlugin } from "./plugins/security.ts";
@@ -30,6 +31,7 @@ import { metricsPlugin } from "./plugins/metrics.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { interactionRoutes } from "./interaction/routes.ts";
 import { accountRoutes } from "./account/routes.ts";
+import { lifecycleRoutes } from "./account/lifecycle-routes.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { startSweeper } from "./jobs/sweeper.ts";
 import { startKeySetWatcher, type KeySetWatcher } from "./jobs/key-set.ts";
@@ -128,6 +130,14 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     },
     metrics,
     redis,
+    lifecycle: {
+      db,
+      config,
+      storedIds,
+      argon2: config.argon2,
+      // Keyed apart from every other use of the master key.
+      sendLimiter: createEmailSendLimiter(counters, ring.derive("email-send-limits")),
+    },
   };
   app.decorate("context", context);
 
@@ -150,6 +160,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   await app.register(healthRoutes, context);
   await app.register(interactionRoutes, context);
   await app.register(accountRoutes, context);
+  await app.register(lifecycleRoutes, context);
   await app.register(adminRoutes, context);
   await app.register(oidcPlugin, context);
 

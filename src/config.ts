@@ -69,6 +69,12 @@ export interface Config {
    * accounts directly; no invitations).
    */
   readonly registration: Registration;
+  /**
+   * Requests per minute per IP (IPv6 per /64) to the anonymous forms that send
+   * email (forgotten password, registration); each address also gets at most
+   * a few emails an hour (auth/email-send-limiter.ts).
+   */
+  readonly emailRateLimitPerIp: number;
 }
 
 export type Registration = "invite" | "open" | "off";
@@ -159,6 +165,7 @@ export function loadConfig(env: Env = process.env): Config {
     tokenRateLimitPerClient: parseInteger("TOKEN_RATE_LIMIT_PER_CLIENT", read("TOKEN_RATE_LIMIT_PER_CLIENT"), 1200, 1, 10_000_000),
     outboundAllowPrivate: parseBoolean("OUTBOUND_ALLOW_PRIVATE", read("OUTBOUND_ALLOW_PRIVATE"), false),
     registration: parseRegistration(read("REGISTRATION")),
+    emailRateLimitPerIp: parseInteger("EMAIL_RATE_LIMIT_PER_IP", read("EMAIL_RATE_LIMIT_PER_IP"), 10, 1, 10_000_000),
   });
 }
 

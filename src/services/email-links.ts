@@ -14,15 +14,23 @@ import { appendAuditEvent, recordAuditEvent, type AuditInput } from "./audit.ts"
 import { AppError } from "../errors.ts";
 
 export type EmailLinkPurpose = "verify-email" | "password-reset" | "invitation";
-/** Not sent by email: the short-lived ticket that signs a browser in after a reset or an invitation (services/account-lifecycle.ts). */
-export type LinkPurpose = EmailLinkPurpose | "sign-in";
+/**
+ * Not sent by email: the short-lived ticket that signs a browser in after a
+ * reset or an accepted invitation (services/account-lifecycle.ts), with the
+ * authentication method (RFC 8176) the person just used: a password or a passkey.
+ */
+export type SignInPurpose = "sign-in:pwd" | "sign-in:pop";
+export type LinkPurpose = EmailLinkPurpose | SignInPurpose;
+
+const isSignIn = (purpose: string) => purpose.startsWith("sign-in:");
 
 /** How long a link works: an hour for a reset or a verification, a week for an invitation. */
 export const linkLifetimeMs: Record<LinkPurpose, number> = {
   "verify-email": 60 * 60 * 1000,
   "password-reset": 60 * 60 * 1000,
   invitation: 7 * 24 * 60 * 60 * 1000,
-  "sign-in": 2 * 60 * 1000,
+  "sign-in:pwd": 2 * 60 * 1000,
+  "sign-in:pop": 2 * 60 * 1000,
 };
 
 /** Where each link points, below the issuer. */
@@ -61,7 +69,7 @@ export async function issueEmailLink(
     purpose: input.purpose,
     expiresAt: new Date(Date.now() + linkLifetimeMs[input.purpose]),
   });
-  if (input.purpose !== "sign-in") {
+  if (!isSignIn(input.purpose)) {
     await appendAuditEvent(tx, db, {
       type: "email_link.sent",
       ...(input.actor ?? { actorType: "system" }),
@@ -78,16 +86,22 @@ export async function issueEmailLink(
  * Looks a presented token up without using it: whether it would be accepted
  * for `purpose` now, or why not. Writes nothing.
  */
-export async function checkEmailLink(db: Queryable, storedIds: StoredIds, token: string, purpose: LinkPurpose, now = new Date()): Promise<LinkCheck> {
+export async function checkEmailLink(
+  db: Queryable,
+  storedIds: StoredIds,
+  token: string,
+  purpose: LinkPurpose | readonly LinkPurpose[],
+  now = new Date(),
+): Promise<LinkCheck> {
   if (!tokenPattern.test(token)) return { ok: false, reason: "unknown" };
   const link = await findEmailLink(db, storedIds.candidates(token));
   if (!link) return { ok: false, reason: "unknown" };
   return judge(link, purpose, now);
 }
 
-function judge(link: EmailLinkRow, purpose: LinkPurpose, now: Date): LinkCheck {
+function judge(link: EmailLinkRow, purpose: LinkPurpose | readonly LinkPurpose[], now: Date): LinkCheck {
   const refuse = (reason: LinkRefusal): LinkCheck => ({ ok: false, reason, userId: link.userId });
-  if (link.purpose !== purpose) return refuse("wrong_purpose");
+  if (!(typeof purpose === "string" ? [purpose] : purpose).includes(link.purpose as LinkPurpose)) return refuse("wrong_purpose");
   if (link.usedAt) return refuse("used");
   if (link.supersededAt) return refuse("superseded");
   if (link.expiresAt.getTime() <= now.getTime()) return refuse("expired");
@@ -106,7 +120,7 @@ export async function useEmailLink(tx: Tx, db: Database, link: EmailLinkRow, con
     const check = now ? judge(now, link.purpose as LinkPurpose, new Date()) : undefined;
     throw new EmailLinkRefusedError(check && !check.ok ? check.reason : "used", link.userId);
   }
-  if (link.purpose !== "sign-in") {
+  if (!isSignIn(link.purpose)) {
     await appendAuditEvent(tx, db, {
       type: "email_link.used",
       actorType: "user",
@@ -120,7 +134,7 @@ export async function useEmailLink(tx: Tx, db: Database, link: EmailLinkRow, con
 
 /** Records a refused link (email_link.refused): the reason and the user when known, never the token. */
 export async function auditRefusedLink(db: Database, purpose: LinkPurpose, refusal: { reason: LinkRefusal; userId?: string }, context: Context): Promise<void> {
-  if (purpose === "sign-in") return;
+  if (isSignIn(purpose)) return;
   await recordAuditEvent(db, {
     type: "email_link.refused",
     actorType: "user",
