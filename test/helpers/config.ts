@@ -8,5 +8,8 @@ import { loadConfig, type Config } from "../../src/config.ts";
 export function testConfig(t: Test, env: Record<string, string> = {}): Config {
   const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-keys-"));
   t.teardown(() => rmSync(keysDir, { recursive: true, force: true }));
-  return loadConfig({ KEYS_DIR: keysDir, LOG_LEVEL: "silent", ...env });
+  // Without SMTP_URL, email is written as files: into a throwaway folder, never ./data/outbox.
+  const outboxDir = mkdtempSync(join(tmpdir(), "gatehouse-outbox-"));
+  t.teardown(() => rmSync(outboxDir, { recursive: true, force: true }));
+  return loadConfig({ KEYS_DIR: keysDir, LOG_LEVEL: "silent", EMAIL_OUTBOX_DIR: outboxDir, ...env });
 }
