@@ -19,6 +19,7 @@ import type { Actor } from "../services/actor.ts";
 import { createUser, deleteUser, getUser, listUsers, setUserPassword, updateUser } from "../services/users.ts";
 import { bulkRevoke, revokeGrant, revokeSession, revokeUserGrants, revokeUserSessions } from "../services/revocation.ts";
 import { listUserGrants, listUserSessions } from "../services/access.ts";
+import { sendInvitation } from "../services/account-lifecycle.ts";
 import { listPasskeys, removePasskey } from "../services/passkeys.ts";
 import { createClient, deleteClient, getClient, listClients, updateClient } from "../services/clients.ts";
 import { providerClientValidator } from "../oidc/client-validation.ts";
@@ -168,6 +169,23 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     async (request, reply) => {
       await setUserPassword(db, config.argon2, request.params.id, request.body.password, actor(request));
       return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    "/admin/v1/users/:id/invitation",
+    {
+      schema: {
+        tags: ["users"],
+        description:
+          "Emails the user an invitation link again (valid 7 days; earlier links stop working). Refused when REGISTRATION=off or email is off (400), and when the user already has a password or a passkey (409).",
+        params: S.IdParams,
+        response: { 202: Type.Null(), 409: S.ErrorBody, ...errors },
+      },
+    },
+    async (request, reply) => {
+      await sendInvitation(ctx.lifecycle, request.params.id, actor(request));
+      return reply.code(202).send();
     },
   );
 
