@@ -16,7 +16,6 @@ import { resealSealedValues } from "../services/reseal.ts";
 import { createClient, listClients, type PublicJwk } from "../services/clients.ts";
 import { createUser, setUserPasswordByEmail } from "../services/users.ts";
 import { inviteUser } from "../services/account-lifecycle.ts";
-import { storedIdsFor } from "../crypto/stored-ids.ts";
 import { createEmailSendLimiter } from "../auth/email-send-limiter.ts";
 import { createMemoryCounterStore } from "../auth/counter-store.ts";
 import { createResourceServer, listResourceServers } from "../services/resource-servers.ts";
