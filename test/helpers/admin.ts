@@ -171,6 +171,7 @@ export async function tableCounts(db: Database): Promise<Record<string, number>>
     WebAuthnChallenge: await prisma.webAuthnChallenge.count(),
     SigningKey: await prisma.signingKey.count(),
     AuditEvent: await prisma.auditEvent.count(),
+    EmailLinkToken: await prisma.emailLinkToken.count(),
   };
   for (const group of await prisma.oidcRecord.groupBy({ by: ["model"], _count: { _all: true } })) {
     counts[`OidcRecord(${group.model})`] = group._count._all;

@@ -39,7 +39,7 @@ import {
 } from "../helpers/admin.ts";
 
 const isoDate = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
-const userFields = ["created_at", "disabled", "email", "has_password", "id", "name", "role", "updated_at"];
+const userFields = ["created_at", "disabled", "email", "email_verified", "has_password", "id", "name", "role", "updated_at"];
 const clientFields = [
   "backchannel_logout_uri",
   "client_id",
@@ -308,6 +308,23 @@ function routeCases(h: Harness): RouteCase[] {
         { label: "a password of the wrong type (object)", body: { password: { value: strongPassword() } } },
         { label: "a password of the wrong type (number)", body: { password: 918273645546372 } },
       ],
+    },
+    {
+      key: "POST /admin/v1/users/:id/invitation",
+      status: 202,
+      audit: "email_link.sent",
+      async prepare() {
+        const user = await newUser();
+        return {
+          path: withId("/admin/v1/users/:id/invitation", user.id),
+          async verify(t, res) {
+            t.equal(res.text, "", "no body");
+            t.equal(await prisma.emailLinkToken.count({ where: { userId: user.id, purpose: "invitation" } }), 1, "an invitation link");
+            t.equal(await prisma.emailOutbox.count({ where: { userId: user.id, kind: "invitation" } }), 1, "and its email, queued");
+          },
+        };
+      },
+      unknown: () => withId("/admin/v1/users/:id/invitation", unknownId()),
     },
     {
       key: "GET /admin/v1/users/:id/sessions",
