@@ -1107,7 +1107,7 @@ async function adminApiSuite(t: Test, provider: DatabaseProvider) {
     t.same(doc.security, [{ bearer: [] }], "every operation needs the bearer token");
     t.equal(doc.servers?.[0]?.url, running.url, "served at the issuer");
     const createUserSchema = doc.paths["/admin/v1/users"].post.requestBody.content["application/json"].schema;
-    t.same(Object.keys(createUserSchema.properties).sort(), ["email", "name", "password", "role"], "request schemas are the validating ones");
+    t.same(Object.keys(createUserSchema.properties).sort(), ["email", "email_verified", "name", "password", "role"], "request schemas are the validating ones");
     t.equal(createUserSchema.additionalProperties, false);
     for (const key of Object.keys(adminRouteScopes)) {
       const [method, url] = key.split(" ") as [string, string];
