@@ -1,5 +1,6 @@
 /**
- * Deletes expired oidc-provider rows and WebAuthn challenges on a schedule so that nothing grows
+ * Deletes expired oidc-provider rows, WebAuthn challenges and old sent or
+ * given-up emails on a schedule so that nothing grows
  * without bound (docs/ARCHITECTURE.md, "Data model"). Reads already ignore expired rows; this only
  * reclaims space. Running it on several instances at once is harmless.
  */
@@ -7,6 +8,10 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Database } from "../db/database.ts";
 import { deleteExpiredOidcRecords } from "../db/oidc-records.ts";
 import { deleteExpiredChallenges } from "../db/passkeys.ts";
+import { deleteFinishedEmails } from "../db/email-outbox.ts";
+
+/** Sent and given-up emails are kept this long (for operators' questions), then deleted: their bodies may hold links with tokens. */
+export const emailRetentionMs = 7 * 24 * 3600 * 1000;
 
 export interface Sweeper {
   /** One sweep now; returns the number of rows deleted. */
@@ -18,8 +23,9 @@ export function startSweeper(db: Database, intervalSeconds: number, log: Fastify
   const sweep = async () => {
     const deleted = await deleteExpiredOidcRecords(db);
     const challenges = await deleteExpiredChallenges(db);
-    if (deleted > 0 || challenges > 0) log.info({ deleted, challenges }, "swept expired rows");
-    return deleted + challenges;
+    const emails = await deleteFinishedEmails(db, new Date(Date.now() - emailRetentionMs));
+    if (deleted > 0 || challenges > 0 || emails > 0) log.info({ deleted, challenges, emails }, "swept expired rows");
+    return deleted + challenges + emails;
   };
   const timer = setInterval(() => {
     sweep().catch((error) => log.error({ err: error }, "sweep of expired rows failed"));
