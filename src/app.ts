@@ -35,6 +35,7 @@ import { lifecycleRoutes } from "./account/lifecycle-routes.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { startSweeper } from "./jobs/sweeper.ts";
 import { startKeySetWatcher, type KeySetWatcher } from "./jobs/key-set.ts";
+import { startEmailWorker, type EmailWorker } from "./email/worker.ts";
 import { keyPolicyOf } from "./services/signing-keys.ts";
 import { staticDir } from "./views.ts";
 import { buildValidator } from "./plugins/validation.ts";
@@ -58,6 +59,8 @@ declare module "fastify" {
     context: AppContext;
     /** Follows the key set in the database and runs the key lifecycle (jobs/key-set.ts). */
     keySetWatcher: KeySetWatcher;
+    /** Sends queued email (email/worker.ts); undefined when email is off. */
+    emailWorker: EmailWorker | undefined;
   }
 }
 
@@ -167,8 +170,17 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   const sweeper = startSweeper(db, config.sweepInterval, app.log);
   const keySetWatcher = startKeySetWatcher({ db, ring, host, build: buildProvider, policy: keyPolicyOf(config), intervalSeconds: config.keysPollInterval, log: app.log });
   app.decorate("keySetWatcher", keySetWatcher);
+  const emailWorker =
+    config.email.mode === "off"
+      ? undefined
+      : startEmailWorker({ db, config, log: app.log, emailHashKey: context.signIn.emailHashKey, onOutcome: (outcome) => metrics.emails.inc({ outcome }) });
+  if (config.email.mode === "off") {
+    app.log.warn("email is off (NODE_ENV=production and SMTP_URL is not set): no password reset, registration, invitations or account notices");
+  }
+  app.decorate("emailWorker", emailWorker);
   app.addHook("onClose", async () => {
     sweeper.stop();
+    await emailWorker?.stop();
     await keySetWatcher.stop();
     await Promise.all(observers.map((o) => o.drain()));
     await counters.close();

@@ -132,7 +132,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
       const account = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
       if (reauthenticate(request, reply, account)) return reply;
       const body = { ...request.body, response: request.body.response as RegistrationResponseJSON };
-      const passkey = await finishPasskeyRegistration(ctx.db, rp, account.user, body, where(request));
+      const passkey = await finishPasskeyRegistration(ctx.db, rp, account.user, body, where(request), ctx.config);
       return reply.code(201).send(passkey);
     },
   );
@@ -141,7 +141,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     const account = await requireSignedIn(request, reply, request.body?.csrf);
     if (reauthenticate(request, reply, account)) return reply;
     try {
-      await removePasskey(ctx.db, request.params.id, account.user.id, { actorType: "user", actorId: account.user.id, ...where(request) });
+      await removePasskey(ctx.db, request.params.id, account.user.id, { actorType: "user", actorId: account.user.id, ...where(request) }, ctx.config);
     } catch (error) {
       if (error instanceof AppError && error.code === "conflict") return renderAccount(reply.code(409), account, { error: error.message });
       throw error;
@@ -169,7 +169,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     try {
       await changeOwnPassword(
         ctx.db,
-        { argon2: ctx.config.argon2, limiter: ctx.limiter },
+        { argon2: ctx.config.argon2, limiter: ctx.limiter, config: ctx.config },
         account.user,
         { currentPassword: request.body.current_password ?? "", newPassword: request.body.new_password ?? "", currentSessionIds: account.sessionIds },
         where(request),

@@ -167,7 +167,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     "/admin/v1/users/:id/password",
     { schema: { tags: ["users"], params: S.IdParams, body: S.PasswordBody, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
-      await setUserPassword(db, config.argon2, request.params.id, request.body.password, actor(request));
+      await setUserPassword(db, config.argon2, request.params.id, request.body.password, actor(request), config);
       return reply.code(204).send();
     },
   );
@@ -281,7 +281,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     "/admin/v1/passkeys/:id",
     { schema: { tags: ["passkeys"], params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
-      await removePasskey(db, request.params.id, undefined, actor(request));
+      await removePasskey(db, request.params.id, undefined, actor(request), config);
       return reply.code(204).send();
     },
   );

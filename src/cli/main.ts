@@ -220,7 +220,7 @@ async function run(argv: string[]): Promise<void> {
     if (typeof v.email !== "string" || !v["password-stdin"]) throw new UsageError("users set-password needs --email and --password-stdin");
     const password = await readStdin();
     await withRuntime(config, async ({ db }) => {
-      const user = await setUserPasswordByEmail(db, config.argon2, v.email as string, password, cliOperator);
+      const user = await setUserPasswordByEmail(db, config.argon2, v.email as string, password, cliOperator, config);
       print({ id: user.id, email: user.email });
     });
     return;

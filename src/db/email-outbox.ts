@@ -107,6 +107,12 @@ export async function markEmailFailed(db: Queryable, claim: EmailClaim, lastErro
   return count === 1;
 }
 
+/** Gives a claimed, unsent message back (a sender stopping): due at once, the attempt not counted. */
+export async function releaseEmailClaim(db: Queryable, claim: EmailClaim): Promise<boolean> {
+  const { count } = await clientOf(db).emailOutbox.updateMany({ where: heldBy(claim), data: { status: "queued", lockedUntil: null, attempts: claim.attempts - 1 } });
+  return count === 1;
+}
+
 /** Deletes messages sent or given up before `before`: their bodies may hold links with tokens. */
 export async function deleteFinishedEmails(db: Queryable, before: Date): Promise<number> {
   const { count } = await clientOf(db).emailOutbox.deleteMany({ where: { status: { in: ["sent", "failed"] }, createdAt: { lt: before } } });

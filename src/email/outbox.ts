@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config.ts";
-import type { Database, Tx } from "../db/transaction.ts";
+import { afterCommit, type Database, type Tx } from "../db/transaction.ts";
 import { insertEmail } from "../db/email-outbox.ts";
 import { AppError } from "../errors.ts";
 import { checkLink, renderEmail, type EmailMessage } from "./messages.ts";
@@ -60,8 +60,10 @@ export async function queueEmail(deps: { db: Database; config: Config }, input: 
   if (to.length > 254 || !addressPattern.test(to)) throw new AppError("invalid_request", "invalid email address");
   const rendered = renderEmail(input.message, { issuerName: config.issuerName, issuer: config.issuer, recipientName: input.recipientName ?? null });
   await insertEmail(tx ?? db, { id: randomUUID(), to, userId: input.userId ?? null, kind: input.message.kind, ...rendered });
-  // In a transaction the row is visible at commit: the worker's poll, not
-  // this nudge, may be the one that finds it (its claim on SQLite waits for
-  // the transaction, so it usually finds it at once).
-  for (const listener of queuedListeners.get(db) ?? []) listener();
+  // Wake this process's worker once the row is visible: at commit, in a transaction.
+  const wake = () => {
+    for (const listener of queuedListeners.get(db) ?? []) listener();
+  };
+  if (tx) afterCommit(tx, wake);
+  else wake();
 }

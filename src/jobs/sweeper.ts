@@ -1,5 +1,6 @@
 /**
- * Deletes expired oidc-provider rows, WebAuthn challenges and email links on a schedule so that nothing grows
+ * Deletes expired oidc-provider rows, WebAuthn challenges, email links a week
+ * past their expiry, and old sent or given-up emails on a schedule so that nothing grows
  * without bound (docs/ARCHITECTURE.md, "Data model"). Reads already ignore expired rows; this only
  * reclaims space. Running it on several instances at once is harmless.
  */
@@ -8,6 +9,10 @@ import type { Database } from "../db/database.ts";
 import { deleteExpiredOidcRecords } from "../db/oidc-records.ts";
 import { deleteExpiredChallenges } from "../db/passkeys.ts";
 import { deleteExpiredEmailLinks } from "../db/email-links.ts";
+import { deleteFinishedEmails } from "../db/email-outbox.ts";
+
+/** Sent and given-up emails are kept this long (for operators' questions), then deleted: their bodies may hold links with tokens. */
+export const emailRetentionMs = 7 * 24 * 3600 * 1000;
 
 export interface Sweeper {
   /** One sweep now; returns the number of rows deleted. */
@@ -19,9 +24,13 @@ export function startSweeper(db: Database, intervalSeconds: number, log: Fastify
   const sweep = async () => {
     const deleted = await deleteExpiredOidcRecords(db);
     const challenges = await deleteExpiredChallenges(db);
+    const emails = await deleteFinishedEmails(db, new Date(Date.now() - emailRetentionMs));
     const emailLinks = await deleteExpiredEmailLinks(db);
-    if (deleted > 0 || challenges > 0 || emailLinks > 0) log.info({ deleted, challenges, emailLinks }, "swept expired rows");
-    return deleted + challenges + emailLinks;
+    if (deleted > 0 || challenges > 0 || emails > 0 || emailLinks > 0) {
+      // emailLinks only when there were some: the line's usual fields stay as they were.
+      log.info({ deleted, challenges, emails, ...(emailLinks > 0 && { emailLinks }) }, "swept expired rows");
+    }
+    return deleted + challenges + emails + emailLinks;
   };
   const timer = setInterval(() => {
     sweep().catch((error) => log.error({ err: error }, "sweep of expired rows failed"));

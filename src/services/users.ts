@@ -13,6 +13,8 @@ import { appendAuditEvent } from "./audit.ts";
 import { revokeUserAccess } from "./revocation.ts";
 import { systemActor, type Actor } from "./actor.ts";
 import { AppError } from "../errors.ts";
+import type { Config } from "../config.ts";
+import { queueAccountNotice } from "../email/notices.ts";
 
 export const roles = ["admin", "editor", "member"] as const;
 export type Role = (typeof roles)[number];
@@ -161,22 +163,24 @@ export async function deleteUser(db: Database, id: string, actor: Actor): Promis
 /**
  * Sets a user's password and revokes their sessions and grants, so that
  * whoever knew the old password loses access at once (README, "The gatehouse command" and "Admin API").
+ * With `config`, the user is emailed a notice in the same transaction (none when email is off).
  */
-export async function setUserPassword(db: Database, argon2: Argon2Params, id: string, password: string, actor: Actor): Promise<UserView> {
+export async function setUserPassword(db: Database, argon2: Argon2Params, id: string, password: string, actor: Actor, config?: Config): Promise<UserView> {
   const passwordHash = await checkedHash(password, argon2);
   await requireUser(db, id);
   const row = await transaction(db, async (tx) => {
     const user = await updateUserRow(tx, id, { passwordHash });
     const revoked = await revokeUserAccess(tx, id);
     await appendAuditEvent(tx, db, { type: "password.changed", ...actor, userId: id, data: { revoked } });
+    await queueAccountNotice({ db, config }, tx, user, { kind: "password-changed" });
     return user;
   });
   return toUserView(row);
 }
 
 /** The CLI's form: the user named by email. */
-export async function setUserPasswordByEmail(db: Database, argon2: Argon2Params, email: string, password: string, actor: Actor): Promise<UserView> {
+export async function setUserPasswordByEmail(db: Database, argon2: Argon2Params, email: string, password: string, actor: Actor, config?: Config): Promise<UserView> {
   const user = await findUserByEmail(db, normalizeEmail(email));
   if (!user) throw new AppError("not_found", `no user with email ${email}`);
-  return setUserPassword(db, argon2, user.id, password, actor);
+  return setUserPassword(db, argon2, user.id, password, actor, config);
 }
