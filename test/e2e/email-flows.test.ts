@@ -2,7 +2,8 @@
  * The email flows end to end (docs/account-lifecycle.md): the real server
  * (as `npm start` runs it, REGISTRATION=open) with a temporary SQLite
  * database, headless Chromium driving the pages by their accessible names
- * (README), and the links read from the email each flow sends. With a
+ * (README), and the links read from the email each flow sends, delivered by
+ * the server's outbox worker to a real SMTP server in the test. With a
  * virtual WebAuthn authenticator (Chromium's DevTools protocol), an invited
  * user accepts the invitation with a passkey. The issuer is
  * http://localhost:<port>, a secure context whose host can be a WebAuthn RP ID.
@@ -16,21 +17,27 @@ import type { BrowserContext, Page } from "playwright-core";
 import { launchBrowser, newContext, requireBrowser } from "../helpers/browser.ts";
 import { processDatabase } from "../helpers/databases.ts";
 import { runCli, startServer } from "../helpers/processes.ts";
-import { latestEmail, linkIn } from "../helpers/outbox.ts";
+import { linkIn } from "../helpers/outbox.ts";
+import { startSmtpServer } from "../helpers/smtp.ts";
 
 if (requireBrowser(t)) {
   const { database, env: dbEnv } = await processDatabase(t);
   const outboxDir = mkdtempSync(join(tmpdir(), "gatehouse-outbox-"));
   t.teardown(() => rmSync(outboxDir, { recursive: true, force: true }));
-  const env = { ...dbEnv, EMAIL_OUTBOX_DIR: outboxDir, REGISTRATION: "open" };
+  const smtp = await startSmtpServer(t);
+  const env = { ...dbEnv, EMAIL_OUTBOX_DIR: outboxDir, REGISTRATION: "open", SMTP_URL: smtp.url };
   // An empty ISSUER leaves the server to its default, http://localhost:<PORT>.
   const server = await startServer(t, { ...env, ISSUER: "" });
   const issuer = server.url.replace("//127.0.0.1:", "//localhost:");
   const db = await database.open();
   const browser = await launchBrowser(t);
 
-  /** The link in the newest `kind` email to `to`, as the person would click it. */
-  const linkFromEmail = async (to: string, kind: string) => linkIn((await latestEmail(db, to, kind)).text, issuer).href;
+  /** The link to `page` (a path prefix) in the email that arrived for `to`, as the person would click it. */
+  const linkFromEmail = async (to: string, page: string) => {
+    const hasLink = (text: string | undefined) => (text ?? "").includes(`${issuer}${page}`);
+    const mail = await smtp.waitFor((m) => m.to.includes(to) && hasLink(m.parsed.text), 20_000);
+    return linkIn(mail.parsed.text!, issuer).href;
+  };
 
   const button = (page: Page, name: string) => page.getByRole("button", { name, exact: true });
   const uniqueEmail = (name: string) => `${name}.${randomBytes(4).toString("hex")}@example.test`;
@@ -74,7 +81,7 @@ if (requireBrowser(t)) {
     await page.getByText("We sent a link to that email.").waitFor();
 
     // The verification link.
-    await page.goto(await linkFromEmail(email, "verify-email"));
+    await page.goto(await linkFromEmail(email, "/email/verify/"));
     await page.getByText("Your email is verified.").waitFor();
     t.pass("the verification link verifies the email");
 
@@ -90,7 +97,7 @@ if (requireBrowser(t)) {
     await page.getByText("If an account exists for that email, we sent a link.").waitFor();
 
     const changed = newPassword();
-    await page.goto(await linkFromEmail(email, "password-reset"));
+    await page.goto(await linkFromEmail(email, "/password/reset/"));
     await page.getByLabel("New password").fill(changed);
     await button(page, "Set password").click();
     await expectAccount(t, page, email);
@@ -119,7 +126,7 @@ if (requireBrowser(t)) {
       options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
     });
 
-    await page.goto(await linkFromEmail(email, "invitation"));
+    await page.goto(await linkFromEmail(email, "/invitation/"));
     await button(page, "Add a passkey").click();
     await expectAccount(t, page, email);
     t.equal(await page.locator("ul.passkeys > li").count(), 1, "the passkey is listed on /account");

@@ -69,7 +69,7 @@ function sweeperSuite(t: Test, provider: DatabaseProvider): void {
 
     t.equal(await sweeper.sweep(), 3);
     t.equal(await db.prisma.oidcRecord.count(), 0);
-    t.strictSame(lines, [{ level: "info", fields: { deleted: 3, challenges: 0 }, message: "swept expired rows" }]);
+    t.strictSame(lines, [{ level: "info", fields: { deleted: 3, challenges: 0, emails: 0 }, message: "swept expired rows" }]);
   });
 
   t.test("sweep also deletes expired WebAuthn challenges, and only those", async (t) => {
@@ -81,7 +81,7 @@ function sweeperSuite(t: Test, provider: DatabaseProvider): void {
     await db.prisma.webAuthnChallenge.create({ data: { ...base, id: "live", expiresAt: new Date(Date.now() + 60_000) } });
     t.equal(await sweeper.sweep(), 1);
     t.same((await db.prisma.webAuthnChallenge.findMany({ select: { id: true } })).map((c) => c.id), ["live"]);
-    t.strictSame(lines, [{ level: "info", fields: { deleted: 0, challenges: 1 }, message: "swept expired rows" }]);
+    t.strictSame(lines, [{ level: "info", fields: { deleted: 0, challenges: 1, emails: 0 }, message: "swept expired rows" }]);
     await db.prisma.webAuthnChallenge.deleteMany();
   });
 
