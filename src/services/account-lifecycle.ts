@@ -200,7 +200,8 @@ async function setPasswordWithLink(deps: LifecycleDeps, link: EmailLinkRow, user
       ...context,
       data: { via: link.purpose, first_password: user.passwordHash === null, revoked },
     });
-    if (link.purpose === "password-reset") await queueTo(deps, tx, user, { kind: "password-changed" });
+    // Also after an invitation: whoever set it, the mailbox's owner hears of it.
+    await queueTo(deps, tx, user, { kind: "password-changed" });
     return { userId: user.id, signInTicket: await issueSignInTicket(deps, tx, user.id, "sign-in:pwd") };
   });
 }
@@ -328,7 +329,8 @@ export async function acceptInvitationWithPasskey(
   context: Context,
 ): Promise<SignedInResult & { passkey: PasskeyView }> {
   const { link, user } = await openEmailLink(deps, token, "invitation", context);
-  const passkey = await finishPasskeyRegistration(deps.db, rp, user, input, context);
+  // With the config: the "a passkey was added" notice, as on /account.
+  const passkey = await finishPasskeyRegistration(deps.db, rp, user, input, context, deps.config);
   return withLinkUsed(deps, link, context, async (tx) => {
     await updateUserRow(tx, user.id, { emailVerified: true });
     return { userId: user.id, passkey, signInTicket: await issueSignInTicket(deps, tx, user.id, "sign-in:pop") };

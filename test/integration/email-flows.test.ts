@@ -361,3 +361,39 @@ t.test("gatehouse users invite", async (t) => {
   t.match(off.stderr, /^gatehouse: invitations are off.*REGISTRATION=off/);
   t.equal(off.stderr.trim().split("\n").length, 1, "one line");
 });
+
+t.test("with email off (production without SMTP_URL): no links, no pages, invitations refused", async (t) => {
+  const { buildTestApp } = await import("../helpers/http-flow.ts");
+  const { accountSignInUrl } = await import("../../src/oidc/account-client.ts");
+  const { sendInvitation } = await import("../../src/services/account-lifecycle.ts");
+  const { createUser } = await import("../../src/services/users.ts");
+  const env = { NODE_ENV: "production", COOKIE_SECRETS: "c".repeat(32), MASTER_KEYS: Buffer.alloc(32, 9).toString("base64"), REGISTRATION: "open" };
+  const { app, config, db } = await buildTestApp(t, { env });
+  t.equal(config.email.mode, "off");
+
+  const auth = await app.inject({ method: "GET", url: new URL(accountSignInUrl(config.issuer)).pathname + new URL(accountSignInUrl(config.issuer)).search });
+  const cookie = ([] as string[]).concat(auth.headers["set-cookie"] ?? []).map((line) => line.split(";")[0]).join("; ");
+  const signIn = await app.inject({ method: "GET", url: new URL(auth.headers.location as string, config.issuer).pathname, headers: { cookie } });
+  t.equal(signIn.statusCode, 200);
+  t.match(signIn.body, /<button type="submit">Sign in<\/button>/);
+  t.notMatch(signIn.body, /Forgot password\?/, "no Forgot password? link");
+  t.notMatch(signIn.body, /Create an account/, "no Create an account link, even with REGISTRATION=open");
+  for (const url of ["/password/forgot", "/register"]) t.equal((await app.inject({ method: "GET", url })).statusCode, 404, `${url} is 404`);
+
+  const user = await createUser(db, config.argon2, { email: uniqueEmail("off") });
+  await t.rejects(sendInvitation(app.context.lifecycle, user.id, { actorType: "operator", actorId: "test" }), { message: /email is off/ });
+});
+
+t.test("a link acts on its own user only, whoever is signed in", async (t) => {
+  const running = await startApp(t);
+  const [alice, bob] = [await makeUser(running), await makeUser(running)];
+  const { browser, account } = await openAccount(running, alice);
+  await browser.follow("/account/email/verification", { form: { csrf: csrfToken(account.body) } });
+  const link = linkIn((await latestEmail(running.db, alice.email, "verify-email")).text, running.url);
+  const bobs = await openAccount(running, bob);
+  t.equal((await bobs.browser.request(link)).status, 200, "Bob opens Alice's link");
+  t.equal((await findUserByEmail(running.db, alice.email))?.emailVerified, true, "Alice's email is verified");
+  t.equal((await findUserByEmail(running.db, bob.email))?.emailVerified, false, "Bob's is not");
+  const events = await auditOf(running, ["email_link.used"]);
+  t.same(events.map((e) => e.userId), [alice.id], "the use is Alice's");
+});
