@@ -9,6 +9,7 @@ import t from "tap";
 import { Browser, csrfToken, isSignInPage, last, makeUser, startApp, strongPassword, uniqueEmail, type RunningApp, type TestUser } from "../helpers/http-flow.ts";
 import { latestEmail, linkIn, queuedEmails, settle, waitForEmails } from "../helpers/outbox.ts";
 import { makeAdminClient, AdminApi } from "../helpers/admin.ts";
+import { providers } from "../helpers/databases.ts";
 import { createFindAccount } from "../../src/oidc/account.ts";
 import { findUserByEmail } from "../../src/db/users.ts";
 import { forgotPasswordAnswer, registrationAnswer } from "../../src/account/lifecycle-routes.ts";
@@ -54,8 +55,9 @@ async function submitNewPassword(browser: Browser, link: URL, password: string) 
   return browser.request(link, { form: { csrf: csrfToken(page.body), new_password: password } });
 }
 
-t.test("forgotten password", async (t) => {
-  const running = await startApp(t);
+// On both databases: the compare-and-set of a use, superseding, expiry.
+for (const provider of providers(t)) t.test(`forgotten password on ${provider}`, async (t) => {
+  const running = await startApp(t, { provider });
 
   t.test("the sign-in page links to it; there is no sign-up link unless REGISTRATION=open", async (t) => {
     const page = last(await new Browser(running.url).follow("/account"));
