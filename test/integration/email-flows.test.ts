@@ -213,6 +213,14 @@ t.test("forgotten password: rate limits", async (t) => {
   for (let i = 0; i < 4; i++) statuses.push((await forgot(browser, uniqueEmail("limit"))).status);
   t.same(statuses, [200, 200, 200, 429], "per client address");
 
+  // Behind a trusted proxy: IPv6 clients are counted per /64.
+  const proxied = await startApp(t, { env: { EMAIL_RATE_LIMIT_PER_IP: "2", TRUST_PROXY: "loopback" } });
+  const from = (ip: string) => new Browser(proxied.url, { "x-forwarded-for": ip });
+  t.equal((await forgot(from("2001:db8:1:2::1"), uniqueEmail())).status, 200);
+  t.equal((await forgot(from("2001:db8:1:2::2"), uniqueEmail())).status, 200);
+  t.equal((await forgot(from("2001:db8:1:2:ffff::3"), uniqueEmail())).status, 429, "another address of the same /64 shares its budget");
+  t.equal((await forgot(from("2001:db8:1:3::1"), uniqueEmail())).status, 200, "another /64 has its own");
+
   const other = await startApp(t, { env: { EMAIL_RATE_LIMIT_PER_IP: "100" } });
   const user = await makeUser(other);
   const b = new Browser(other.url);
@@ -398,4 +406,21 @@ t.test("a link acts on its own user only, whoever is signed in", async (t) => {
   t.equal((await findUserByEmail(running.db, bob.email))?.emailVerified, false, "Bob's is not");
   const events = await auditOf(running, ["email_link.used"]);
   t.same(events.map((e) => e.userId), [alice.id], "the use is Alice's");
+});
+
+t.test("hostile form input is refused before any work", async (t) => {
+  const running = await startApp(t, { env: { REGISTRATION: "open" } });
+  const browser = new Browser(running.url);
+  const form = await browser.request("/password/forgot");
+  const csrf = csrfToken(form.body);
+  const send = (path: string, fields: string) =>
+    fetch(new URL(path, running.url), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", cookie: browser.jar.header(new URL(path, running.url)) }, body: fields, redirect: "manual" });
+  t.equal((await send("/password/forgot", `csrf=${csrf}&email=${"a".repeat(400)}@example.test`)).status, 400, "an oversized email");
+  t.equal((await send("/password/forgot", `csrf=${csrf}&email=a@example.test&email=b@example.test`)).status, 400, "a repeated field");
+  t.equal((await send("/password/forgot", `csrf=${csrf}&email=a@example.test&extra=1`)).status, 400, "an unknown field");
+  t.equal((await send("/register", `csrf=${csrf}&email=a@example.test&password=${"p".repeat(2000)}`)).status, 400, "an oversized password");
+  t.equal((await browser.request(`/password/reset/${"a".repeat(150)}`)).status, 400, "an oversized token");
+  await settle();
+  t.equal(await running.db.prisma.emailOutbox.count(), 0, "nothing queued");
+  t.equal(await running.db.prisma.user.count(), 0, "nobody registered");
 });
