@@ -14,6 +14,7 @@
  * sign-in would. oidc-provider thus makes the session itself.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { randomInt } from "node:crypto";
 import formbody from "@fastify/formbody";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
@@ -61,6 +62,9 @@ export const forgotPasswordAnswer = "If an account exists for that email, we sen
 /** The answer to a registration, whether or not the address has an account. */
 export const registrationAnswer = "We sent a link to that email. Open it to confirm your address; then you can sign in.";
 
+/** The longest random delay before the work of an anonymous form starts. */
+const afterAnswerJitterMs = 1000;
+
 const formExpired = "The form has expired or did not come from this site. Go back and try again.";
 
 export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -72,9 +76,12 @@ export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Pr
   const where = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers["user-agent"] });
 
   // Work done after the answer (see the module comment); awaited at close.
+  // It starts after a random delay of up to a second: work done at once
+  // would keep the process busy for the next few milliseconds only after a
+  // known address, which a request sent right behind could time.
   const pending = new Set<Promise<void>>();
   function afterAnswer(request: FastifyRequest, what: string, work: () => Promise<void>): void {
-    const run = new Promise<void>((resolve) => setImmediate(resolve))
+    const run = new Promise<void>((resolve) => setTimeout(resolve, randomInt(0, afterAnswerJitterMs)))
       .then(work)
       .catch((err: unknown) => request.log.error({ err }, `${what} failed after the answer was sent`))
       .finally(() => pending.delete(run));

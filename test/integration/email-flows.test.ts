@@ -424,3 +424,45 @@ t.test("hostile form input is refused before any work", async (t) => {
   t.equal(await running.db.prisma.emailOutbox.count(), 0, "nothing queued");
   t.equal(await running.db.prisma.user.count(), 0, "nobody registered");
 });
+
+t.test("forgotten password: the answer takes as long for a known email as for an unknown one", async (t) => {
+  // The server in its own process, as clients meet it: an in-process client
+  // would share the server's event loop and time the work done after the answer.
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { processDatabase } = await import("../helpers/databases.ts");
+  const { startServer } = await import("../helpers/processes.ts");
+  const { loadMasterKeyRing } = await import("../../src/crypto/master-keys.ts");
+  const { auditKeyOf } = await import("../../src/services/audit.ts");
+  const { createUser } = await import("../../src/services/users.ts");
+  const { database, env } = await processDatabase(t);
+  const outboxDir = mkdtempSync(join(tmpdir(), "gatehouse-outbox-"));
+  t.teardown(() => rmSync(outboxDir, { recursive: true, force: true }));
+  const server = await startServer(t, { ...env, EMAIL_OUTBOX_DIR: outboxDir, EMAIL_RATE_LIMIT_PER_IP: "1000" });
+  const db = await database.open({ auditKey: auditKeyOf(loadMasterKeyRing({ keysDir: env.KEYS_DIR, masterKeys: undefined, production: false })) });
+  const emails: string[] = [];
+  // Without passwords: no argon2 here, and a passkey-only user is sent a reset link too.
+  for (let i = 0; i < 9; i++) emails.push((await createUser(db, { memoryCost: 19456, timeCost: 2, parallelism: 1 }, { email: uniqueEmail("timed") })).email);
+
+  const browser = new Browser(server.url);
+  const csrf = csrfToken((await browser.request("/password/forgot")).body);
+  const timed = async (email: string) => {
+    const started = performance.now();
+    const res = await browser.request("/password/forgot", { form: { csrf, email } });
+    t.equal(res.status, 200);
+    return performance.now() - started;
+  };
+  const known: number[] = [];
+  const unknown: number[] = [];
+  // Interleaved, so that the machine's load affects both alike.
+  for (const email of emails) {
+    known.push(await timed(email));
+    unknown.push(await timed(uniqueEmail("nobody")));
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  t.comment(`median answer: known ${median(known).toFixed(1)} ms, unknown ${median(unknown).toFixed(1)} ms`);
+  // The lookup and the email happen after the answer: neither answer waits on them.
+  t.ok(Math.abs(median(known) - median(unknown)) < 25, "medians within 25 ms of each other");
+  for (const email of emails) await waitForEmails(db, email, "password-reset");
+});
