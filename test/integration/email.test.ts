@@ -127,6 +127,27 @@ t.test("SMTP down: the message stays queued, then is delivered once when the ser
   t.equal(smtp.messages.filter((m) => m.to.includes(user.email)).length, 1, "delivered exactly once");
 });
 
+t.test("a message left sending by a crashed sender is sent once its lease expires; /metrics counts it", async (t) => {
+  const smtp = await startSmtpServer(t);
+  const running = await startApp(t, { env: { SMTP_URL: smtp.url } });
+  const rendered = { subject: "left behind", text: "t", html: "<p>h</p>", kind: "mfa-enabled" };
+  const past = new Date(Date.now() - 1000);
+  await running.db.prisma.emailOutbox.createMany({
+    data: [
+      { id: "expired-lease", to: "crashed@example.test", ...rendered, status: "sending", attempts: 1, nextAttemptAt: past, lockedUntil: past },
+      { id: "live-lease", to: "busy@example.test", ...rendered, status: "sending", attempts: 1, nextAttemptAt: past, lockedUntil: new Date(Date.now() + 60_000) },
+    ],
+  });
+  await running.app.emailWorker!.runOnce();
+  const mail = await smtp.waitFor((m) => m.to.includes("crashed@example.test"));
+  t.equal(mail.parsed.subject, "left behind");
+  t.match(await running.db.prisma.emailOutbox.findUnique({ where: { id: "expired-lease" } }), { status: "sent", attempts: 2 });
+  t.match(await running.db.prisma.emailOutbox.findUnique({ where: { id: "live-lease" } }), { status: "sending", attempts: 1 }, "a live lease is left to its sender");
+  t.notOk(smtp.messages.some((m) => m.to.includes("busy@example.test")));
+  const metrics = await running.app.inject({ method: "GET", url: "/metrics" });
+  t.match(metrics.body, /gatehouse_emails_total\{outcome="sent"\} 1\b/);
+});
+
 t.test("a recipient refused for good (550) is given up at once, with an email.failed audit event", async (t) => {
   const smtp = await startSmtpServer(t, { rejectRecipient: (address) => address.startsWith("nobody@") });
   const running = await startApp(t, { env: { SMTP_URL: smtp.url } });
