@@ -50,7 +50,11 @@ export interface EmailWorker {
   runOnce(): Promise<void>;
   /** Asks for a round soon (coalesced). */
   nudge(): void;
-  /** Stops claiming, finishes the message in hand, gives back the rest, closes the transport. */
+  /**
+   * Stops claiming, gives back the claimed messages not yet tried, and waits
+   * up to 5 s for the message in hand before closing the transport (a
+   * message cut off there is retried once its lease expires).
+   */
   stop(): Promise<void>;
 }
 
@@ -277,7 +281,10 @@ export function startEmailWorker({ db, config, log, emailHashKey, onOutcome }: E
       clearInterval(timer);
       clearTimeout(nudgeTimer);
       clearTimeout(retryTimer);
-      await running?.catch(() => undefined);
+      // Bounded: a hung SMTP server must not hold the graceful shutdown (10 s in server.ts).
+      let timeout: NodeJS.Timeout | undefined;
+      await Promise.race([running?.catch(() => undefined), new Promise((resolve) => (timeout = setTimeout(resolve, 5000)))]);
+      clearTimeout(timeout);
       sender.close();
     },
   };

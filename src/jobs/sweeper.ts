@@ -21,6 +21,8 @@ export interface Sweeper {
 }
 
 export function startSweeper(db: Database, intervalSeconds: number, log: FastifyBaseLogger): Sweeper {
+  let stopped = false;
+  let running = false;
   const sweep = async () => {
     const deleted = await deleteExpiredOidcRecords(db);
     const challenges = await deleteExpiredChallenges(db);
@@ -33,8 +35,21 @@ export function startSweeper(db: Database, intervalSeconds: number, log: Fastify
     return deleted + challenges + emails + emailLinks;
   };
   const timer = setInterval(() => {
-    sweep().catch((error) => log.error({ err: error }, "sweep of expired rows failed"));
+    // One scheduled sweep at a time, and none once stopped.
+    if (running || stopped) return;
+    running = true;
+    sweep()
+      .catch((error) => log.error({ err: error }, "sweep of expired rows failed"))
+      .finally(() => {
+        running = false;
+      });
   }, intervalSeconds * 1000);
   timer.unref();
-  return { sweep, stop: () => clearInterval(timer) };
+  return {
+    sweep,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }

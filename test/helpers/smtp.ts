@@ -160,3 +160,13 @@ export async function startSmtpServer(t: Test, options: SmtpServerOptions = {}):
     start,
   };
 }
+
+/**
+ * Waits until the app's email worker has sent (or rescheduled) everything it
+ * can now, so that a test reading the database or the audit log after a
+ * change that emails someone does not race the worker's own writes
+ * (EmailOutbox rows, email.sent events).
+ */
+export async function settleOutbox(app: { emailWorker: { runOnce(): Promise<void> } | undefined }): Promise<void> {
+  await app.emailWorker?.runOnce();
+}

@@ -14,7 +14,10 @@ import { simpleParser } from "mailparser";
 import { queueEmail } from "../../src/email/outbox.ts";
 import { insertEmail } from "../../src/db/email-outbox.ts";
 import { setUserPassword } from "../../src/services/users.ts";
-import { removePasskey } from "../../src/services/passkeys.ts";
+import { finishPasskeyRegistration, removePasskey, startPasskeyRegistration } from "../../src/services/passkeys.ts";
+import { relyingPartyFor } from "../../src/auth/passkeys.ts";
+import { findUserById } from "../../src/db/users.ts";
+import { SoftAuthenticator } from "../helpers/soft-authenticator.ts";
 import { loadConfig } from "../../src/config.ts";
 import { systemActor } from "../../src/services/actor.ts";
 import { startSmtpServer, type TestSmtpServer } from "../helpers/smtp.ts";
@@ -124,6 +127,27 @@ t.test("SMTP down: the message stays queued, then is delivered once when the ser
   t.equal(smtp.messages.filter((m) => m.to.includes(user.email)).length, 1, "delivered exactly once");
 });
 
+t.test("a message left sending by a crashed sender is sent once its lease expires; /metrics counts it", async (t) => {
+  const smtp = await startSmtpServer(t);
+  const running = await startApp(t, { env: { SMTP_URL: smtp.url } });
+  const rendered = { subject: "left behind", text: "t", html: "<p>h</p>", kind: "mfa-enabled" };
+  const past = new Date(Date.now() - 1000);
+  await running.db.prisma.emailOutbox.createMany({
+    data: [
+      { id: "expired-lease", to: "crashed@example.test", ...rendered, status: "sending", attempts: 1, nextAttemptAt: past, lockedUntil: past },
+      { id: "live-lease", to: "busy@example.test", ...rendered, status: "sending", attempts: 1, nextAttemptAt: past, lockedUntil: new Date(Date.now() + 60_000) },
+    ],
+  });
+  await running.app.emailWorker!.runOnce();
+  const mail = await smtp.waitFor((m) => m.to.includes("crashed@example.test"));
+  t.equal(mail.parsed.subject, "left behind");
+  t.match(await running.db.prisma.emailOutbox.findUnique({ where: { id: "expired-lease" } }), { status: "sent", attempts: 2 });
+  t.match(await running.db.prisma.emailOutbox.findUnique({ where: { id: "live-lease" } }), { status: "sending", attempts: 1 }, "a live lease is left to its sender");
+  t.notOk(smtp.messages.some((m) => m.to.includes("busy@example.test")));
+  const metrics = await running.app.inject({ method: "GET", url: "/metrics" });
+  t.match(metrics.body, /gatehouse_emails_total\{outcome="sent"\} 1\b/);
+});
+
 t.test("a recipient refused for good (550) is given up at once, with an email.failed audit event", async (t) => {
   const smtp = await startSmtpServer(t, { rejectRecipient: (address) => address.startsWith("nobody@") });
   const running = await startApp(t, { env: { SMTP_URL: smtp.url } });
@@ -137,6 +161,25 @@ t.test("a recipient refused for good (550) is given up at once, with an email.fa
   const audit = await running.db.prisma.auditEvent.findFirst({ where: { type: "email.failed" } });
   t.match(JSON.parse(audit!.data), { outbox_id: row.id, kind: "mfa-enabled", attempts: 1 });
   t.equal(smtp.messages.length, 0);
+});
+
+t.test("adding a passkey notifies the owner, naming it", async (t) => {
+  const smtp = await startSmtpServer(t);
+  const running = await startApp(t, { env: { SMTP_URL: smtp.url } });
+  const user = await makeUser(running, { name: "Kim" });
+  const row = (await findUserById(running.db, user.id))!;
+  const origin = "http://localhost:3000";
+  const rp = relyingPartyFor(origin);
+  const authenticator = new SoftAuthenticator(origin);
+  const first = await startPasskeyRegistration(running.db, rp, row);
+  const response = authenticator.register(first.options);
+  await finishPasskeyRegistration(running.db, rp, row, { challengeId: first.challengeId, response, name: "Phone & <tablet>" }, { ip: "127.0.0.1", userAgent: "tests" }, running.config);
+  const mail = await smtp.waitFor((m) => m.to.includes(user.email));
+  t.equal(mail.parsed.subject, "A passkey was added to your Gatehouse account");
+  t.match(mail.parsed.text, /A passkey named "Phone & <tablet>" was added/);
+  t.match(String(mail.parsed.html), /&quot;Phone &amp; &lt;tablet&gt;&quot;/);
+
+  t.equal(await running.db.prisma.emailOutbox.count({ where: { userId: user.id } }), 1, "one notice");
 });
 
 t.test("passkey removal by an operator notifies the owner", async (t) => {

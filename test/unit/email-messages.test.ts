@@ -124,3 +124,21 @@ t.test("email configuration", async (t) => {
   }
   t.throws(() => loadConfig({ ISSUER_NAME: "a\nb" }), { message: /ISSUER_NAME/ });
 });
+
+t.test("retries back off exponentially up to an hour; errors are kept without URLs", async (t) => {
+  const { describeSendError, retryDelayMs, maxEmailAttempts } = await import("../../src/email/worker.ts");
+  const within = (ms: number, expected: number) => ms >= expected * 0.9 && ms <= expected * 1.1;
+  t.ok(within(retryDelayMs(10, 1), 10_000), "first retry: the base");
+  t.ok(within(retryDelayMs(10, 2), 20_000), "then doubled");
+  t.ok(within(retryDelayMs(10, 5), 160_000));
+  t.ok(within(retryDelayMs(10, 29), 3_600_000), "at most an hour");
+  let total = 0;
+  for (let attempt = 1; attempt < maxEmailAttempts; attempt++) total += retryDelayMs(10, attempt);
+  t.ok(total > 18 * 3600_000 && total < 30 * 3600_000, `all attempts span about a day (${Math.round(total / 3600_000)} h)`);
+
+  const smtpError = Object.assign(new Error("Message failed"), { code: "EMESSAGE", responseCode: 451, response: "451 try later, see https://mail.example/help?t=abc\r\nmore" });
+  t.equal(describeSendError(smtpError), "EMESSAGE 451 451 try later, see [url] more");
+  t.equal(describeSendError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:25"), { code: "ESOCKET" })), "ESOCKET connect ECONNREFUSED 127.0.0.1:25");
+  t.ok(describeSendError(new Error("x".repeat(1000))).length <= 300, "bounded");
+  t.notMatch(describeSendError(new Error("bad smtp://user:secret@host")), /secret/);
+});
