@@ -100,6 +100,21 @@ function sweeperSuite(t: Test, provider: DatabaseProvider): void {
     await db.prisma.emailOutbox.deleteMany();
   });
 
+  t.test("sweep deletes email links a week past their expiry, and only those", async (t) => {
+    const { log, lines } = recordingLogger();
+    const sweeper = startSweeper(db, 3600, log);
+    t.teardown(() => sweeper.stop());
+    const day = 24 * 3600 * 1000;
+    const link = (id: string, expiresAt: Date) => ({ id, tokenHash: `hash-${id}`, userId: "u", purpose: "password-reset", expiresAt });
+    await db.prisma.emailLinkToken.createMany({
+      data: [link("long-gone", new Date(Date.now() - 8 * day)), link("just-expired", new Date(Date.now() - day)), link("live", new Date(Date.now() + 3600_000))],
+    });
+    t.equal(await sweeper.sweep(), 1);
+    t.same((await db.prisma.emailLinkToken.findMany({ select: { id: true }, orderBy: { id: "asc" } })).map((r) => r.id), ["just-expired", "live"], "an expired link is kept a week: a late click is told it expired");
+    t.strictSame(lines, [{ level: "info", fields: { deleted: 0, challenges: 0, emails: 0, emailLinks: 1 }, message: "swept expired rows" }]);
+    await db.prisma.emailLinkToken.deleteMany();
+  });
+
   t.test("a sweep with nothing to delete returns 0 and logs nothing", async (t) => {
     const { log, lines } = recordingLogger();
     const sweeper = startSweeper(db, 3600, log);
