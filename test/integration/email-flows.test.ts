@@ -466,3 +466,27 @@ t.test("forgotten password: the answer takes as long for a known email as for an
   t.ok(Math.abs(median(known) - median(unknown)) < 25, "medians within 25 ms of each other");
   for (const email of emails) await waitForEmails(db, email, "password-reset");
 });
+
+t.test("no link token in the log: request URLs are logged with the token redacted", async (t) => {
+  const { captureLogs } = await import("../helpers/http-flow.ts");
+  const { startSmtpServer } = await import("../helpers/smtp.ts");
+  const { redactUrl, loggerOptions } = await import("../../src/logger.ts");
+  t.equal(redactUrl("/password/reset/abc?x=1"), "/password/reset/[Redacted]?x=1");
+  t.equal(redactUrl("/invitation/abc/passkey/options"), "/invitation/[Redacted]/passkey/options");
+  t.equal(redactUrl("/email/verify/abc"), "/email/verify/[Redacted]");
+  // Over SMTP: files mode (development) logs the links it writes, on purpose (docs/email.md).
+  const smtp = await startSmtpServer(t);
+  const { logs, logger } = captureLogs("info");
+  // Gatehouse's own logger options (redaction, serializers), writing where the test reads.
+  const ours = { ...(loggerOptions({ logLevel: "info" }) as object), stream: (logger as { stream: unknown }).stream } as never;
+  const running = await startApp(t, { env: { SMTP_URL: smtp.url, LOG_LEVEL: "info" }, logger: ours });
+  const user = await makeUser(running);
+  const browser = new Browser(running.url);
+  await forgot(browser, user.email);
+  const link = await resetLink(running, user.email);
+  t.equal((await submitNewPassword(browser, link, strongPassword())).status, 303);
+  t.equal((await browser.request(link)).status, 400);
+  const token = link.pathname.split("/").pop()!;
+  t.ok(logs.some((l) => JSON.stringify(l).includes("/password/reset/[Redacted]")), "the requests were logged");
+  t.notOk(logs.some((l) => JSON.stringify(l).includes(token)), "without the token");
+});
