@@ -104,6 +104,9 @@ t.test("SMTP down: the message stays queued, then is delivered once when the ser
   const running = await startApp(t, { env: { SMTP_URL: smtp.url, EMAIL_RETRY_BASE: "1s" } });
   const user = await makeUser(running, { name: "Grace" });
   await setUserPassword(running.db, running.config.argon2, user.id, strongPassword(), systemActor, running.config);
+  // A second message, failing on its own schedule: each retry timer must be kept.
+  await sleep(300);
+  await queueEmail(running, { to: "second@example.test", message: { kind: "mfa-disabled" } });
 
   const failed = await eventually("a failed attempt", async () => {
     const r = await running.db.prisma.emailOutbox.findFirst({ where: { userId: user.id } });
@@ -121,10 +124,12 @@ t.test("SMTP down: the message stays queued, then is delivered once when the ser
     return r?.status === "sent" ? r : undefined;
   });
   t.ok(row.attempts >= 2, `sent on attempt ${row.attempts}`);
+  await smtp.waitFor((m) => m.to.includes("second@example.test"), 15_000);
   // Polls and retry timers keep running: nothing may send it again.
   await running.app.emailWorker!.runOnce();
   await sleep(2500);
   t.equal(smtp.messages.filter((m) => m.to.includes(user.email)).length, 1, "delivered exactly once");
+  t.equal(smtp.messages.filter((m) => m.to.includes("second@example.test")).length, 1, "the second one too");
 });
 
 t.test("a message left sending by a crashed sender is sent once its lease expires; /metrics counts it", async (t) => {
