@@ -200,7 +200,8 @@ export function startEmailWorker({ db, config, log, emailHashKey, onOutcome }: E
       if (row.attempts >= maxEmailAttempts || isPermanent(error)) {
         const marked = await transaction(db, async (tx) => {
           if (!(await markEmailFailed(tx, claim, reason))) return false;
-          await appendAuditEvent(tx, db, audit(row, "email.failed", { error: reason }));
+          // The SMTP reply may quote the address, which the audit keeps only hashed.
+          await appendAuditEvent(tx, db, audit(row, "email.failed", { error: reason.replace(/[^\s<>]+@[^\s<>]+/g, "[address]") }));
           return true;
         });
         if (marked) {

@@ -156,7 +156,7 @@ t.test("a message left sending by a crashed sender is sent once its lease expire
 t.test("a recipient refused for good (550) is given up at once, with an email.failed audit event", async (t) => {
   const smtp = await startSmtpServer(t, { rejectRecipient: (address) => address.startsWith("nobody@") });
   const running = await startApp(t, { env: { SMTP_URL: smtp.url } });
-  await queueEmail(running, { to: "nobody@example.test", userId: "u-x", message: { kind: "mfa-enabled" } });
+  await queueEmail(running, { to: "nobody@example.test", message: { kind: "mfa-enabled" } });
   const row = await eventually("the row given up", async () => {
     const r = await running.db.prisma.emailOutbox.findFirst({ where: { to: "nobody@example.test" } });
     return r?.status === "failed" ? r : undefined;
@@ -165,6 +165,7 @@ t.test("a recipient refused for good (550) is given up at once, with an email.fa
   t.match(row.lastError, /EENVELOPE 550/);
   const audit = await running.db.prisma.auditEvent.findFirst({ where: { type: "email.failed" } });
   t.match(JSON.parse(audit!.data), { outbox_id: row.id, kind: "mfa-enabled", attempts: 1 });
+  t.notMatch(audit!.data, /nobody@example\.test/, "the audit event does not quote the address");
   t.equal(smtp.messages.length, 0);
 });
 
