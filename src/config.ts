@@ -244,7 +244,9 @@ function parseEmail(read: (name: string) => string | undefined, { production, is
   const host = new URL(issuer).hostname.replace(/^\[|\]$/g, "");
   // An IP address is not a domain: the default sender then uses localhost's name.
   const domain = /^[0-9.]+$/.test(host) || host.includes(":") ? "localhost" : host;
-  const from = rawFrom === undefined ? `${issuerName} <no-reply@${domain}>` : parseEmailFrom(rawFrom);
+  // A display name with RFC 5322 specials (a comma, say) must be quoted (section 3.2.3); ISSUER_NAME has no '"'.
+  const displayName = /[(),.:;@[\]\\]/.test(issuerName) ? `"${issuerName}"` : issuerName;
+  const from = rawFrom === undefined ? `${displayName} <no-reply@${domain}>` : parseEmailFrom(rawFrom);
   return Object.freeze({
     mode: smtpUrl ? "smtp" : production ? "off" : "files",
     ...(smtpUrl && { smtpUrl }),

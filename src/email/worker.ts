@@ -163,7 +163,6 @@ export function startEmailWorker({ db, config, log, emailHashKey, onOutcome }: E
   let again = false;
   let nudgeTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
-  let retryAt = Infinity;
 
   const audit = (row: EmailOutboxRow, type: "email.sent" | "email.failed", data: Record<string, unknown>) => ({
     type,
@@ -173,16 +172,23 @@ export function startEmailWorker({ db, config, log, emailHashKey, onOutcome }: E
     data: { outbox_id: row.id, kind: row.kind, attempts: row.attempts, ...(row.userId ? {} : { to_hash: hashAuditEmail(emailHashKey, row.to.toLowerCase()) }), ...data },
   });
 
-  /** Wakes the worker when the earliest retry of this process falls due. */
-  const scheduleRetry = (at: number) => {
-    if (stopped || at >= retryAt) return;
-    retryAt = at;
+  /** When this process's failed messages fall due: the timer wakes the worker at the earliest, then re-arms. */
+  const retryTimes: number[] = [];
+  const armRetryTimer = () => {
     clearTimeout(retryTimer);
+    if (stopped || retryTimes.length === 0) return;
+    const at = retryTimes.reduce((a, b) => Math.min(a, b));
     retryTimer = setTimeout(() => {
-      retryAt = Infinity;
+      const now = Date.now();
+      for (let i = retryTimes.length - 1; i >= 0; i--) if (retryTimes[i]! <= now) retryTimes.splice(i, 1);
       nudge();
+      armRetryTimer();
     }, Math.max(0, at - Date.now()));
     retryTimer.unref();
+  };
+  const scheduleRetry = (at: number) => {
+    retryTimes.push(at);
+    armRetryTimer();
   };
 
   const deliver = async (row: EmailOutboxRow) => {
@@ -194,7 +200,8 @@ export function startEmailWorker({ db, config, log, emailHashKey, onOutcome }: E
       if (row.attempts >= maxEmailAttempts || isPermanent(error)) {
         const marked = await transaction(db, async (tx) => {
           if (!(await markEmailFailed(tx, claim, reason))) return false;
-          await appendAuditEvent(tx, db, audit(row, "email.failed", { error: reason }));
+          // The SMTP reply may quote the address, which the audit keeps only hashed.
+          await appendAuditEvent(tx, db, audit(row, "email.failed", { error: reason.replace(/[^\s<>]+@[^\s<>]+/g, "[address]") }));
           return true;
         });
         if (marked) {

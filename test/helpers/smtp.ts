@@ -79,7 +79,8 @@ export async function startSmtpServer(t: Test, options: SmtpServerOptions = {}):
       size: 1024 * 1024,
       onRcptTo(address, _session, callback) {
         if (options.rejectRecipient?.(address.address)) {
-          const error = new Error("mailbox unavailable") as Error & { responseCode: number };
+          // Worded as Postfix does: servers quote the refused address.
+          const error = new Error(`5.1.1 <${address.address}>: Recipient address rejected: mailbox unavailable`) as Error & { responseCode: number };
           error.responseCode = 550;
           return callback(error);
         }

@@ -104,6 +104,9 @@ t.test("SMTP down: the message stays queued, then is delivered once when the ser
   const running = await startApp(t, { env: { SMTP_URL: smtp.url, EMAIL_RETRY_BASE: "1s" } });
   const user = await makeUser(running, { name: "Grace" });
   await setUserPassword(running.db, running.config.argon2, user.id, strongPassword(), systemActor, running.config);
+  // A second message, failing on its own schedule: each retry timer must be kept.
+  await sleep(300);
+  await queueEmail(running, { to: "second@example.test", message: { kind: "mfa-disabled" } });
 
   const failed = await eventually("a failed attempt", async () => {
     const r = await running.db.prisma.emailOutbox.findFirst({ where: { userId: user.id } });
@@ -121,10 +124,12 @@ t.test("SMTP down: the message stays queued, then is delivered once when the ser
     return r?.status === "sent" ? r : undefined;
   });
   t.ok(row.attempts >= 2, `sent on attempt ${row.attempts}`);
+  await smtp.waitFor((m) => m.to.includes("second@example.test"), 15_000);
   // Polls and retry timers keep running: nothing may send it again.
   await running.app.emailWorker!.runOnce();
   await sleep(2500);
   t.equal(smtp.messages.filter((m) => m.to.includes(user.email)).length, 1, "delivered exactly once");
+  t.equal(smtp.messages.filter((m) => m.to.includes("second@example.test")).length, 1, "the second one too");
 });
 
 t.test("a message left sending by a crashed sender is sent once its lease expires; /metrics counts it", async (t) => {
@@ -151,7 +156,7 @@ t.test("a message left sending by a crashed sender is sent once its lease expire
 t.test("a recipient refused for good (550) is given up at once, with an email.failed audit event", async (t) => {
   const smtp = await startSmtpServer(t, { rejectRecipient: (address) => address.startsWith("nobody@") });
   const running = await startApp(t, { env: { SMTP_URL: smtp.url } });
-  await queueEmail(running, { to: "nobody@example.test", userId: "u-x", message: { kind: "mfa-enabled" } });
+  await queueEmail(running, { to: "nobody@example.test", message: { kind: "mfa-enabled" } });
   const row = await eventually("the row given up", async () => {
     const r = await running.db.prisma.emailOutbox.findFirst({ where: { to: "nobody@example.test" } });
     return r?.status === "failed" ? r : undefined;
@@ -160,6 +165,7 @@ t.test("a recipient refused for good (550) is given up at once, with an email.fa
   t.match(row.lastError, /EENVELOPE 550/);
   const audit = await running.db.prisma.auditEvent.findFirst({ where: { type: "email.failed" } });
   t.match(JSON.parse(audit!.data), { outbox_id: row.id, kind: "mfa-enabled", attempts: 1 });
+  t.notMatch(audit!.data, /nobody@example\.test/, "the audit event does not quote the address");
   t.equal(smtp.messages.length, 0);
 });
 

@@ -104,6 +104,7 @@ t.test("email configuration", async (t) => {
   t.equal(smtp.email.from, "Example ID <id@example.com>");
   t.equal(loadConfig({ ISSUER: "http://id.example.com:8080", ISSUER_NAME: "Acme" }).email.from, "Acme <no-reply@id.example.com>");
   t.equal(loadConfig({ EMAIL_FROM: "bare@example.com" }).email.from, "bare@example.com");
+  t.equal(loadConfig({ ISSUER_NAME: "Acme, Inc." }).email.from, '"Acme, Inc." <no-reply@localhost>', "a name with specials is quoted");
 
   const production = loadConfig({ NODE_ENV: "production", COOKIE_SECRETS: "c".repeat(32), MASTER_KEYS: Buffer.alloc(32, 7).toString("base64") });
   t.equal(production.email.mode, "off");
