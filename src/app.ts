@@ -22,6 +22,7 @@ import { connectRedis, createMemoryCounterStore, createRedisCounterStore } from 
 import { createSignInLimiter } from "./auth/sign-in-limiter.ts";
 import { createUserCodeLimiter, defaultUserCodeLimits } from "./auth/user-code-limiter.ts";
 import { createMetrics } from "./metrics.ts";
+import { createEmailSendLimiter } from "./auth/email-send-limiter.ts";
 import { issuerHeadersPlugin, oidcPlugin } from "./plugins/oidc.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { securityPlugin } from "./plugins/security.ts";
@@ -30,9 +31,11 @@ import { metricsPlugin } from "./plugins/metrics.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { interactionRoutes } from "./interaction/routes.ts";
 import { accountRoutes } from "./account/routes.ts";
+import { lifecycleRoutes } from "./account/lifecycle-routes.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { startSweeper } from "./jobs/sweeper.ts";
 import { startKeySetWatcher, type KeySetWatcher } from "./jobs/key-set.ts";
+import { startEmailWorker, type EmailWorker } from "./email/worker.ts";
 import { keyPolicyOf } from "./services/signing-keys.ts";
 import { staticDir } from "./views.ts";
 import { buildValidator } from "./plugins/validation.ts";
@@ -56,6 +59,8 @@ declare module "fastify" {
     context: AppContext;
     /** Follows the key set in the database and runs the key lifecycle (jobs/key-set.ts). */
     keySetWatcher: KeySetWatcher;
+    /** Sends queued email (email/worker.ts); undefined when email is off. */
+    emailWorker: EmailWorker | undefined;
   }
 }
 
@@ -128,6 +133,14 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
     },
     metrics,
     redis,
+    lifecycle: {
+      db,
+      config,
+      storedIds,
+      argon2: config.argon2,
+      // Keyed apart from every other use of the master key.
+      sendLimiter: createEmailSendLimiter(counters, ring.derive("email-send-limits")),
+    },
   };
   app.decorate("context", context);
 
@@ -150,14 +163,24 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
   await app.register(healthRoutes, context);
   await app.register(interactionRoutes, context);
   await app.register(accountRoutes, context);
+  await app.register(lifecycleRoutes, context);
   await app.register(adminRoutes, context);
   await app.register(oidcPlugin, context);
 
   const sweeper = startSweeper(db, config.sweepInterval, app.log);
   const keySetWatcher = startKeySetWatcher({ db, ring, host, build: buildProvider, policy: keyPolicyOf(config), intervalSeconds: config.keysPollInterval, log: app.log });
   app.decorate("keySetWatcher", keySetWatcher);
+  const emailWorker =
+    config.email.mode === "off"
+      ? undefined
+      : startEmailWorker({ db, config, log: app.log, emailHashKey: context.signIn.emailHashKey, onOutcome: (outcome) => metrics.emails.inc({ outcome }) });
+  if (config.email.mode === "off") {
+    app.log.warn("email is off (NODE_ENV=production and SMTP_URL is not set): no password reset, registration, invitations or account notices");
+  }
+  app.decorate("emailWorker", emailWorker);
   app.addHook("onClose", async () => {
     sweeper.stop();
+    await emailWorker?.stop();
     await keySetWatcher.stop();
     await Promise.all(observers.map((o) => o.drain()));
     await counters.close();

@@ -63,7 +63,45 @@ export interface Config {
    * jwks_uri) may reach loopback and private addresses. Off: SSRF protection.
    */
   readonly outboundAllowPrivate: boolean;
+  /**
+   * Who may get an account (REGISTRATION): `invite` (operators invite people
+   * by email), `open` (also a public sign-up page), `off` (operators create
+   * accounts directly; no invitations).
+   */
+  readonly registration: Registration;
+  /**
+   * Requests per minute per IP (IPv6 per /64) to the anonymous forms that send
+   * email (forgotten password, registration); each address also gets at most
+   * a few emails an hour (auth/email-send-limiter.ts).
+   */
+  readonly emailRateLimitPerIp: number;
+  /** The name people know this Gatehouse by (ISSUER_NAME): in emails' subjects, greetings and sender. */
+  readonly issuerName: string;
+  /** Email delivery (SMTP_URL, EMAIL_FROM), derived once here; see docs/email.md. */
+  readonly email: EmailConfig;
 }
+
+/**
+ * How email leaves Gatehouse. `smtp`: through SMTP_URL. `files`: no SMTP_URL
+ * outside production, so every message is written as an .eml file into
+ * `outboxDir` and its links are logged (a fresh clone can try every flow).
+ * `off`: production without SMTP_URL; the email features are unavailable.
+ */
+export interface EmailConfig {
+  readonly mode: "smtp" | "files" | "off";
+  /** smtp:// or smtps:// URL; may carry credentials, so never log it. */
+  readonly smtpUrl?: string;
+  /** The From header, e.g. `Gatehouse <no-reply@id.example.com>`. */
+  readonly from: string;
+  /** Where files mode writes its .eml files (EMAIL_OUTBOX_DIR, default ./data/outbox). */
+  readonly outboxDir: string;
+  /** Seconds between polls of the outbox (EMAIL_POLL_INTERVAL); queueing also wakes the worker at once. */
+  readonly pollInterval: number;
+  /** Seconds before the first retry of a failed send, doubled each time up to an hour (EMAIL_RETRY_BASE). */
+  readonly retryBase: number;
+}
+
+export type Registration = "invite" | "open" | "off";
 
 export class ConfigError extends Error {
   readonly code = "invalid_configuration";
@@ -110,6 +148,8 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("TRUST_PROXY", "must be set when ISSUER is https: Gatehouse serves HTTP behind a TLS-terminating proxy");
   }
   const rotation = read("KEY_ROTATION_INTERVAL");
+  const issuerName = parseIssuerName(read("ISSUER_NAME"));
+  const email = parseEmail(read, { production, issuer, issuerName });
   return Object.freeze({
     nodeEnv,
     production,
@@ -150,7 +190,71 @@ export function loadConfig(env: Env = process.env): Config {
     tokenRateLimitPerIp: parseInteger("TOKEN_RATE_LIMIT_PER_IP", read("TOKEN_RATE_LIMIT_PER_IP"), 600, 1, 10_000_000),
     tokenRateLimitPerClient: parseInteger("TOKEN_RATE_LIMIT_PER_CLIENT", read("TOKEN_RATE_LIMIT_PER_CLIENT"), 1200, 1, 10_000_000),
     outboundAllowPrivate: parseBoolean("OUTBOUND_ALLOW_PRIVATE", read("OUTBOUND_ALLOW_PRIVATE"), false),
+    registration: parseRegistration(read("REGISTRATION")),
+    emailRateLimitPerIp: parseInteger("EMAIL_RATE_LIMIT_PER_IP", read("EMAIL_RATE_LIMIT_PER_IP"), 10, 1, 10_000_000),
+    issuerName,
+    email,
   });
+}
+
+function parseIssuerName(raw: string | undefined): string {
+  if (raw === undefined) return "Gatehouse";
+  // It goes into email headers and bodies: printable text only.
+  if (raw.length > 100 || /[\u0000-\u001f\u007f<>"]/.test(raw)) {
+    throw new ConfigError("ISSUER_NAME", "must be at most 100 characters, without control characters, <, > or \"");
+  }
+  return raw;
+}
+
+// An addr-spec without quoting or comments (RFC 5322 section 3.4.1, the common subset).
+const addressPattern = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+
+/**
+ * EMAIL_FROM: `address` or `Display Name <address>`. The display name may
+ * not contain characters that would need quoting, so the header is written
+ * as given.
+ */
+function parseEmailFrom(raw: string): string {
+  const match = /^(?:([^<>"\u0000-\u001f\u007f,;:@]{1,100}?)\s*<([^<>\s]+)>|([^<>\s]+))$/.exec(raw);
+  const address = match?.[2] ?? match?.[3];
+  if (!address || address.length > 254 || !addressPattern.test(address)) {
+    throw new ConfigError("EMAIL_FROM", `must be an email address or "Name <address>" (got ${JSON.stringify(raw)})`);
+  }
+  return match![1] ? `${match![1].trim()} <${address}>` : address;
+}
+
+function parseSmtpUrl(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    // reported below
+  }
+  // The URL may carry a password: never echo it.
+  if (!url || (url.protocol !== "smtp:" && url.protocol !== "smtps:") || !url.hostname) {
+    throw new ConfigError("SMTP_URL", "must be an smtp://user:password@host:port or smtps://... URL");
+  }
+  return raw;
+}
+
+function parseEmail(read: (name: string) => string | undefined, { production, issuer, issuerName }: { production: boolean; issuer: string; issuerName: string }): EmailConfig {
+  const rawSmtp = read("SMTP_URL");
+  const smtpUrl = rawSmtp === undefined ? undefined : parseSmtpUrl(rawSmtp);
+  const rawFrom = read("EMAIL_FROM");
+  const host = new URL(issuer).hostname.replace(/^\[|\]$/g, "");
+  // An IP address is not a domain: the default sender then uses localhost's name.
+  const domain = /^[0-9.]+$/.test(host) || host.includes(":") ? "localhost" : host;
+  // A display name with RFC 5322 specials (a comma, say) must be quoted (section 3.2.3); ISSUER_NAME has no '"'.
+  const displayName = /[(),.:;@[\]\\]/.test(issuerName) ? `"${issuerName}"` : issuerName;
+  const from = rawFrom === undefined ? `${displayName} <no-reply@${domain}>` : parseEmailFrom(rawFrom);
+  return Object.freeze({
+    mode: smtpUrl ? "smtp" : production ? "off" : "files",
+    ...(smtpUrl && { smtpUrl }),
+    from,
+    outboxDir: read("EMAIL_OUTBOX_DIR") ?? "./data/outbox",
+    pollInterval: parseDuration("EMAIL_POLL_INTERVAL", read("EMAIL_POLL_INTERVAL"), "2s", 1, 3600),
+    retryBase: parseDuration("EMAIL_RETRY_BASE", read("EMAIL_RETRY_BASE"), "10s", 1, 3600),
+  } satisfies EmailConfig);
 }
 
 function parseBoolean(name: string, raw: string | undefined, fallback: boolean): boolean {
@@ -262,6 +366,16 @@ function parseTrustProxy(raw: string | undefined): boolean | string {
     "TRUST_PROXY",
     `must be true, false, or the proxies' addresses (e.g. loopback or 10.0.0.0/8,192.168.1.5) (got ${JSON.stringify(raw)})`,
   );
+}
+
+const registrations: readonly Registration[] = ["invite", "open", "off"];
+
+function parseRegistration(raw: string | undefined): Registration {
+  if (raw === undefined) return "invite";
+  if (!(registrations as readonly string[]).includes(raw)) {
+    throw new ConfigError("REGISTRATION", `must be one of ${registrations.join(", ")} (got ${JSON.stringify(raw)})`);
+  }
+  return raw as Registration;
 }
 
 const logLevels: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];

@@ -10,6 +10,7 @@ import type { UserCodeLimiter } from "./auth/user-code-limiter.ts";
 import type { SignInDeps } from "./services/sign-in.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Redis } from "ioredis";
+import type { LifecycleDeps } from "./services/account-lifecycle.ts";
 
 export interface AppContext {
   config: Config;
@@ -25,6 +26,8 @@ export interface AppContext {
   /** What signing in needs (limits, argon2 parameters, audit key, metrics), built once. */
   signIn: SignInDeps;
   metrics: Metrics;
+  /** What the email flows need (verification, reset, registration, invitations), built once. */
+  lifecycle: LifecycleDeps;
   /** Shared counters between instances, when REDIS_URL is set. */
   redis: Redis | undefined;
 }

@@ -22,8 +22,12 @@ const secretParams = new Set([
   "login_hint",
 ]);
 
-/** The request path with the values of secret query parameters replaced. */
-export function redactUrl(url: string): string {
+/** Paths whose next segment is a single-use email link's token (account/lifecycle-routes.ts). */
+const linkTokenPath = /^\/(password\/reset|email\/verify|invitation)\/[^/?]+/;
+
+/** The request path with email links' tokens and the values of secret query parameters replaced. */
+export function redactUrl(rawUrl: string): string {
+  const url = rawUrl.replace(linkTokenPath, "/$1/[Redacted]");
   const q = url.indexOf("?");
   if (q === -1) return url;
   const params = new URLSearchParams(url.slice(q + 1));

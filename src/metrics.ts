@@ -13,6 +13,8 @@ export interface Metrics {
   tokensIssued: Counter<"grant_type">;
   refreshTokenReuse: Counter;
   clientAuthFailures: Counter<"endpoint">;
+  /** Email send attempts by outcome: sent, retry (failed, queued again), failed (given up). */
+  emails: Counter<"outcome">;
 }
 
 /** `statements`: the database's statement count (Database.statements), exported as gatehouse_db_statements_total. */
@@ -66,6 +68,12 @@ export function createMetrics(statements?: () => number): Metrics {
       name: "gatehouse_client_auth_failures_total",
       help: "Failed client authentications (invalid_client) by endpoint; the reason is in the info log",
       labelNames: ["endpoint"],
+      registers: [registry],
+    }),
+    emails: new Counter({
+      name: "gatehouse_emails_total",
+      help: "Email send attempts by outcome: sent, retry (failed and queued again), failed (given up)",
+      labelNames: ["outcome"],
       registers: [registry],
     }),
   };

@@ -7,7 +7,6 @@
  * is sent through sign-in again with prompt=login (OpenID Connect Core 1.0
  * section 3.1.2.1), so a stolen session cookie alone cannot add a way in.
  */
-import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import formbody from "@fastify/formbody";
 import type { AppContext } from "../context.ts";
@@ -16,9 +15,11 @@ import { findUserById } from "../db/users.ts";
 import { relyingPartyFor } from "../auth/passkeys.ts";
 import { finishPasskeyRegistration, listPasskeys, removePasskey, startPasskeyRegistration } from "../services/passkeys.ts";
 import { changeOwnPassword, signOutOtherSessions } from "../services/account.ts";
+import { sendVerificationEmail } from "../services/account-lifecycle.ts";
+import { emailEnabled } from "../email/outbox.ts";
 import { listUserSessions } from "../services/access.ts";
 import { AppError } from "../errors.ts";
-import { accountClientId } from "../oidc/account-client.ts";
+import { accountSignInUrl } from "../oidc/account-client.ts";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import { PasskeyOptionsBody, PasskeyRegistrationBody } from "../auth/webauthn-schemas.ts";
@@ -38,6 +39,7 @@ const notices: Record<string, string> = {
   "passkey-removed": "The passkey was removed.",
   "signed-out-others": "Your other devices were signed out.",
   "password-changed": "Your password was changed. Other devices were signed out and applications must ask again.",
+  "verification-sent": "We sent a verification link to your email.",
 };
 
 export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -64,16 +66,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
 
   /** Sign-in through the account client; `reauth` asks for a password or passkey even with a session. */
   function signInUrl(reauth?: { email: string }): string {
-    const url = new URL("/auth", ctx.config.issuer);
-    url.search = new URLSearchParams({
-      client_id: accountClientId,
-      response_type: "none",
-      scope: "openid",
-      redirect_uri: `${ctx.config.issuer}/account`,
-      state: randomBytes(12).toString("base64url"),
-      ...(reauth && { prompt: "login", login_hint: reauth.email }),
-    }).toString();
-    return url.href;
+    return accountSignInUrl(ctx.config.issuer, reauth ? { prompt: "login", loginHint: reauth.email } : {});
   }
 
   /** Renders /account; errors are rendered here rather than passed through a redirect. */
@@ -87,6 +80,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
         csrf: account.csrf,
         nonce: reply.cspNonce.script,
         recent: account.recent,
+        canResendVerification: !account.user.emailVerified && emailEnabled(ctx.config),
         ...message,
       }),
     );
@@ -138,7 +132,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
       const account = await requireSignedIn(request, reply, request.headers["x-csrf-token"]);
       if (reauthenticate(request, reply, account)) return reply;
       const body = { ...request.body, response: request.body.response as RegistrationResponseJSON };
-      const passkey = await finishPasskeyRegistration(ctx.db, rp, account.user, body, where(request));
+      const passkey = await finishPasskeyRegistration(ctx.db, rp, account.user, body, where(request), ctx.config);
       return reply.code(201).send(passkey);
     },
   );
@@ -147,12 +141,20 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     const account = await requireSignedIn(request, reply, request.body?.csrf);
     if (reauthenticate(request, reply, account)) return reply;
     try {
-      await removePasskey(ctx.db, request.params.id, account.user.id, { actorType: "user", actorId: account.user.id, ...where(request) });
+      await removePasskey(ctx.db, request.params.id, account.user.id, { actorType: "user", actorId: account.user.id, ...where(request) }, ctx.config);
     } catch (error) {
       if (error instanceof AppError && error.code === "conflict") return renderAccount(reply.code(409), account, { error: error.message });
       throw error;
     }
     return reply.redirect("/account?notice=passkey-removed", 303);
+  });
+
+  app.post<{ Body: Static<typeof CsrfForm> }>("/account/email/verification", { schema: { body: CsrfForm } }, async (request, reply) => {
+    const account = await requireSignedIn(request, reply, request.body?.csrf);
+    if (!emailEnabled(ctx.config)) throw new AppError("not_found", "Email is off on this server.");
+    // Over the address's hourly limit nothing is sent; the notice stays the same.
+    await sendVerificationEmail(ctx.lifecycle, account.user, where(request));
+    return reply.redirect("/account?notice=verification-sent", 303);
   });
 
   app.post<{ Body: Static<typeof CsrfForm> }>("/account/sessions/sign-out-others", { schema: { body: CsrfForm } }, async (request, reply) => {
@@ -167,7 +169,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     try {
       await changeOwnPassword(
         ctx.db,
-        { argon2: ctx.config.argon2, limiter: ctx.limiter },
+        { argon2: ctx.config.argon2, limiter: ctx.limiter, config: ctx.config },
         account.user,
         { currentPassword: request.body.current_password ?? "", newPassword: request.body.new_password ?? "", currentSessionIds: account.sessionIds },
         where(request),

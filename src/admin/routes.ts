@@ -19,6 +19,7 @@ import type { Actor } from "../services/actor.ts";
 import { createUser, deleteUser, getUser, listUsers, setUserPassword, updateUser } from "../services/users.ts";
 import { bulkRevoke, revokeGrant, revokeSession, revokeUserGrants, revokeUserSessions } from "../services/revocation.ts";
 import { listUserGrants, listUserSessions } from "../services/access.ts";
+import { sendInvitation } from "../services/account-lifecycle.ts";
 import { listPasskeys, removePasskey } from "../services/passkeys.ts";
 import { createClient, deleteClient, getClient, listClients, updateClient } from "../services/clients.ts";
 import { providerClientValidator } from "../oidc/client-validation.ts";
@@ -125,7 +126,10 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
   app.post<{ Body: S.CreateUserBody }>(
     "/admin/v1/users",
     { schema: { tags: ["users"], body: S.CreateUserBody, response: { 201: S.User, 409: S.ErrorBody, ...errors } } },
-    async (request, reply) => reply.code(201).send(await createUser(db, config.argon2, request.body, actor(request))),
+    async (request, reply) => {
+      const { email_verified: emailVerified, ...input } = request.body;
+      return reply.code(201).send(await createUser(db, config.argon2, { ...input, emailVerified }, actor(request)));
+    },
   );
 
   app.get<{ Querystring: { email?: string; cursor?: string; limit?: number } }>(
@@ -163,8 +167,25 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     "/admin/v1/users/:id/password",
     { schema: { tags: ["users"], params: S.IdParams, body: S.PasswordBody, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
-      await setUserPassword(db, config.argon2, request.params.id, request.body.password, actor(request));
+      await setUserPassword(db, config.argon2, request.params.id, request.body.password, actor(request), config);
       return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    "/admin/v1/users/:id/invitation",
+    {
+      schema: {
+        tags: ["users"],
+        description:
+          "Emails the user an invitation link again (valid 7 days; earlier links stop working). Refused when REGISTRATION=off or email is off (400), and when the user already has a password or a passkey (409).",
+        params: S.IdParams,
+        response: { 202: Type.Null(), 409: S.ErrorBody, ...errors },
+      },
+    },
+    async (request, reply) => {
+      await sendInvitation(ctx.lifecycle, request.params.id, actor(request));
+      return reply.code(202).send();
     },
   );
 
@@ -260,7 +281,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     "/admin/v1/passkeys/:id",
     { schema: { tags: ["passkeys"], params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
-      await removePasskey(db, request.params.id, undefined, actor(request));
+      await removePasskey(db, request.params.id, undefined, actor(request), config);
       return reply.code(204).send();
     },
   );

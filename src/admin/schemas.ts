@@ -29,6 +29,7 @@ export const User = Type.Object(
     role: Type.String(),
     disabled: Type.Boolean(),
     has_password: Type.Boolean(),
+    email_verified: Type.Boolean(),
     created_at: Type.String({ format: "date-time" }),
     updated_at: Type.String({ format: "date-time" }),
   },
@@ -44,6 +45,7 @@ export const CreateUserBody = Type.Object(
     name: Type.Optional(Type.String({ maxLength: 200 })),
     role: Type.Optional(Role),
     password: Type.Optional(Password),
+    email_verified: Type.Optional(Type.Boolean({ description: "The operator vouches for the address: the email_verified claim is true from the start." })),
   },
   strict,
 );

@@ -15,6 +15,9 @@ import { importSigningKeys, keyPolicyOf, removeSigningKey, rotateSigningKeys } f
 import { resealSealedValues } from "../services/reseal.ts";
 import { createClient, listClients, type PublicJwk } from "../services/clients.ts";
 import { createUser, setUserPasswordByEmail } from "../services/users.ts";
+import { inviteUser } from "../services/account-lifecycle.ts";
+import { createEmailSendLimiter } from "../auth/email-send-limiter.ts";
+import { createMemoryCounterStore } from "../auth/counter-store.ts";
 import { createResourceServer, listResourceServers } from "../services/resource-servers.ts";
 import { cliOperator } from "../services/actor.ts";
 import { verifyAuditChain } from "../services/audit.ts";
@@ -31,6 +34,7 @@ const usage = `usage: gatehouse <command>
   keys list | export | rotate [--now] | import (private JWKS on stdin) | remove KID | reseal
   users create --email E [--name N] [--role admin|editor|member] [--password-stdin]
   users set-password --email E --password-stdin
+  users invite --email E [--name N] [--role admin|editor|member]
   clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]... [--public]
                  [--grant-types authorization_code,refresh_token,client_credentials,urn:ietf:params:oauth:grant-type:device_code]
                  [--scope "openid profile email offline_access"] [--first-party]
@@ -193,12 +197,30 @@ async function run(argv: string[]): Promise<void> {
     return;
   }
 
+  if (command === "users" && sub === "invite") {
+    const v = parse(rest, { email: { type: "string" }, name: { type: "string" }, role: { type: "string" } });
+    if (typeof v.email !== "string") throw new UsageError("users invite needs --email");
+    await withRuntime(config, async ({ db, ring }) => {
+      const deps = {
+        db,
+        config,
+        storedIds: storedIdsFor(ring),
+        argon2: config.argon2,
+        // Invitations are not limited per address (operators send them); the limiter is unused here.
+        sendLimiter: createEmailSendLimiter(createMemoryCounterStore(), ring.derive("email-send-limits")),
+      };
+      const user = await inviteUser(deps, { email: v.email as string, name: v.name as string | undefined, role: v.role as string | undefined }, cliOperator);
+      print({ id: user.id, email: user.email });
+    });
+    return;
+  }
+
   if (command === "users" && sub === "set-password") {
     const v = parse(rest, { email: { type: "string" }, "password-stdin": { type: "boolean" } });
     if (typeof v.email !== "string" || !v["password-stdin"]) throw new UsageError("users set-password needs --email and --password-stdin");
     const password = await readStdin();
     await withRuntime(config, async ({ db }) => {
-      const user = await setUserPasswordByEmail(db, config.argon2, v.email as string, password, cliOperator);
+      const user = await setUserPasswordByEmail(db, config.argon2, v.email as string, password, cliOperator, config);
       print({ id: user.id, email: user.email });
     });
     return;

@@ -59,6 +59,30 @@ export function dialectOf(db: Queryable): DatabaseProvider {
   return dialect;
 }
 
+/** Callbacks to run once each open transaction has committed (see afterCommit). */
+const commitHooks = new WeakMap<object, (() => void)[]>();
+
+/**
+ * Runs `hook` once the transaction `tx` has committed (never if it rolls
+ * back): for telling in-process listeners about rows they can only see after
+ * the commit (the email worker's wake-up). A hook that throws is ignored.
+ */
+export function afterCommit(tx: Tx, hook: () => void): void {
+  const hooks = commitHooks.get(tx);
+  if (!hooks) throw new Error("a transaction handle that transaction() did not open");
+  hooks.push(hook);
+}
+
+function runCommitHooks(hooks: (() => void)[]): void {
+  for (const hook of hooks) {
+    try {
+      hook();
+    } catch {
+      // A listener's failure must not turn a committed transaction into an error.
+    }
+  }
+}
+
 /** A write that changes nothing, so that SQLite takes the write lock now (see above). */
 const takeSqliteWriteLock = 'UPDATE "Lease" SET "name" = "name" WHERE 0';
 
@@ -78,19 +102,26 @@ export interface TransactionOptions {
  */
 export async function transaction<T>(db: Database, work: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const limits = options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs, maxWait: options.timeoutMs };
+  const hooks: (() => void)[] = [];
+  let result: T;
   if (db.provider === "sqlite") {
-    return db.prisma.$transaction(async (tx) => {
+    result = await db.prisma.$transaction(async (tx) => {
       dialects.set(tx, "sqlite");
+      commitHooks.set(tx, hooks);
       await tx.$executeRawUnsafe(takeSqliteWriteLock);
       return work(tx);
     }, limits);
+  } else {
+    result = await db.prisma.$transaction(
+      async (tx) => {
+        dialects.set(tx, "postgresql");
+        commitHooks.set(tx, hooks);
+        return work(tx);
+      },
+      // The client is typed as SQLite's (database.ts), whose only level is Serializable.
+      { ...limits, isolationLevel: "ReadCommitted" as never },
+    );
   }
-  return db.prisma.$transaction(
-    async (tx) => {
-      dialects.set(tx, "postgresql");
-      return work(tx);
-    },
-    // The client is typed as SQLite's (database.ts), whose only level is Serializable.
-    { ...limits, isolationLevel: "ReadCommitted" as never },
-  );
+  runCommitHooks(hooks);
+  return result;
 }

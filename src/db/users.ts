@@ -10,14 +10,16 @@ export interface UserRow {
   role: string;
   disabled: boolean;
   passwordHash: string | null;
+  /** Whether the user proved they read mail at `email` (or an operator said so). */
+  emailVerified: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
 
 /** What claims and pages show of a user: no password hash. */
-export type UserProfile = Pick<UserRow, "id" | "email" | "name" | "role" | "disabled">;
+export type UserProfile = Pick<UserRow, "id" | "email" | "name" | "role" | "disabled" | "emailVerified">;
 
-const profileColumns = { id: true, email: true, name: true, role: true, disabled: true } as const;
+const profileColumns = { id: true, email: true, name: true, role: true, disabled: true, emailVerified: true } as const;
 
 export interface NewUser {
   id: string;
@@ -25,6 +27,7 @@ export interface NewUser {
   name: string | null;
   role: string;
   passwordHash: string | null;
+  emailVerified?: boolean;
 }
 
 /** Inserts a user; a taken email throws Prisma's P2002 (see isUniqueViolation). */
@@ -42,9 +45,16 @@ export async function findUserProfile(db: Queryable, id: string): Promise<UserPr
   if ("sql" in db) {
     // oidc-provider's findAccount runs it on every token exchange, userinfo
     // and introspection request, outside any transaction: db.sql.
-    const [row] = await db.sql.query(`SELECT "id", "email", "name", "role", "disabled" FROM "User" WHERE "id" = ?`, [id]);
+    const [row] = await db.sql.query(`SELECT "id", "email", "name", "role", "disabled", "emailVerified" FROM "User" WHERE "id" = ?`, [id]);
     if (!row) return null;
-    return { id: row.id as string, email: row.email as string, name: (row.name as string | null) ?? null, role: row.role as string, disabled: toBool(row.disabled) };
+    return {
+      id: row.id as string,
+      email: row.email as string,
+      name: (row.name as string | null) ?? null,
+      role: row.role as string,
+      disabled: toBool(row.disabled),
+      emailVerified: toBool(row.emailVerified),
+    };
   }
   return clientOf(db).user.findUnique({ where: { id }, select: profileColumns });
 }
@@ -53,7 +63,7 @@ export async function findUserByEmail(db: Queryable, email: string): Promise<Use
   if ("sql" in db) {
     // Every password sign-in runs it, outside a transaction: db.sql.
     const [row] = await db.sql.query(
-      `SELECT "id", "email", "name", "role", "disabled", "passwordHash", "createdAt", "updatedAt" FROM "User" WHERE "email" = ?`,
+      `SELECT "id", "email", "name", "role", "disabled", "passwordHash", "emailVerified", "createdAt", "updatedAt" FROM "User" WHERE "email" = ?`,
       [email.toLowerCase()],
     );
     return row ? userRowOf(row) : null;
@@ -69,6 +79,7 @@ function userRowOf(row: SqlRow): UserRow {
     role: row.role as string,
     disabled: toBool(row.disabled),
     passwordHash: (row.passwordHash as string | null) ?? null,
+    emailVerified: toBool(row.emailVerified),
     createdAt: toDate(row.createdAt)!,
     updatedAt: toDate(row.updatedAt)!,
   };
@@ -104,7 +115,7 @@ export async function listUserRows(db: Queryable, filter: { email?: string; afte
 export async function updateUserRow(
   db: Queryable,
   id: string,
-  data: Partial<Pick<UserRow, "name" | "role" | "disabled" | "passwordHash">>,
+  data: Partial<Pick<UserRow, "name" | "role" | "disabled" | "passwordHash" | "emailVerified">>,
 ): Promise<UserRow> {
   return clientOf(db).user.update({ where: { id }, data });
 }

@@ -20,6 +20,11 @@ import { relyingPartyFor } from "../auth/passkeys.ts";
 import { startPasskeyAuthentication } from "../services/passkeys.ts";
 import { PasskeyOptionsBody, PasskeySignInBody } from "../auth/webauthn-schemas.ts";
 import { deviceConfirmationReason, displayUserCode } from "../oidc/device-flow.ts";
+import { accountClientId } from "../oidc/account-client.ts";
+import { emailEnabled } from "../email/outbox.ts";
+import { takeSignInTicket } from "../services/account-lifecycle.ts";
+import { recordAuditEvent } from "../services/audit.ts";
+import { clearSignInTicket, readCookie, signInTicketCookie } from "../account/browser-cookies.ts";
 
 type Params = { uid: string };
 
@@ -58,9 +63,16 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     return { provider, interaction, client };
   }
 
+  // Links to the email flows, only when they can work (docs/account-lifecycle.md).
+  const signInLinks = {
+    forgotPassword: emailEnabled(ctx.config),
+    register: emailEnabled(ctx.config) && ctx.config.registration === "open",
+  };
+  const secure = ctx.config.issuer.startsWith("https:");
+
   function renderSignIn(reply: FastifyReply, uid: string, clientName: string | undefined, extra: Record<string, unknown> = {}) {
     return reply.type("text/html").send(
-      renderPage("sign-in", { uid, clientName, csrf: csrf.token(uid), nonce: reply.cspNonce.script, passkeyScript: true, ...extra }),
+      renderPage("sign-in", { uid, clientName, csrf: csrf.token(uid), nonce: reply.cspNonce.script, passkeyScript: true, ...signInLinks, ...extra }),
     );
   }
 
@@ -68,6 +80,27 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     const { provider, interaction, client } = await details(request, reply);
     const uid = interaction.uid;
     if (interaction.prompt.name === "login") {
+      // After a password reset or an accepted invitation (account/lifecycle-routes.ts):
+      // a sign-in ticket completes the account client's sign-in, once.
+      const ticket = client.clientId === accountClientId ? readCookie(request, signInTicketCookie) : undefined;
+      if (ticket) {
+        clearSignInTicket(reply, secure);
+        const taken = await takeSignInTicket(ctx.lifecycle, ticket);
+        if (taken) {
+          await recordAuditEvent(ctx.db, {
+            type: "sign_in.succeeded",
+            actorType: "user",
+            actorId: taken.userId,
+            userId: taken.userId,
+            ip: request.ip,
+            userAgent: request.headers["user-agent"],
+            clientId: client.clientId,
+            data: { method: "email_link" },
+          });
+          const to = await provider.interactionResult(request.raw, reply.raw, { login: { accountId: taken.userId, amr: taken.amr } }, { mergeWithLastSubmission: false });
+          return reply.redirect(to, 303);
+        }
+      }
       // login_hint (OpenID Connect Core 1.0 section 3.1.2.1) fills in the email, e.g. when /account asks to sign in again.
       const hint = interaction.params.login_hint;
       return renderSignIn(reply, uid, client.clientName, typeof hint === "string" ? { email: hint.slice(0, 320) } : {});

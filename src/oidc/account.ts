@@ -19,8 +19,9 @@ export function createFindAccount(db: Database): FindAccount {
         return {
           sub: user.id,
           email: user.email,
-          // Addresses are entered by operators; Gatehouse does not verify mailboxes yet.
-          email_verified: false,
+          // True only once the user followed a link sent to this address, or an
+          // operator created the user as verified (OpenID Connect Core 1.0 section 5.1).
+          email_verified: user.emailVerified,
           name: user.name ?? undefined,
           role: user.role,
         };

@@ -17,7 +17,21 @@ export function isBrowserRoute(url: string): boolean {
     url === "/account" ||
     url.startsWith("/account/") ||
     url.startsWith("/account?") ||
-    isDevicePage(url)
+    isDevicePage(url) ||
+    isEmailFlowPage(url)
+  );
+}
+
+/** The pages of the email flows (account/lifecycle-routes.ts): their URLs carry single-use tokens. */
+function isEmailFlowPage(url: string): boolean {
+  return (
+    url === "/password/forgot" ||
+    url.startsWith("/password/forgot?") ||
+    url.startsWith("/password/reset/") ||
+    url === "/register" ||
+    url.startsWith("/register?") ||
+    url.startsWith("/email/verify/") ||
+    url.startsWith("/invitation/")
   );
 }
 

@@ -13,6 +13,8 @@ import type { SignInLimiter } from "../auth/sign-in-limiter.ts";
 import type { UserRow } from "../db/users.ts";
 import { appendAuditEvent, type AuditInput } from "./audit.ts";
 import { AppError } from "../errors.ts";
+import type { Config } from "../config.ts";
+import { queueAccountNotice } from "../email/notices.ts";
 
 type Context = Pick<AuditInput, "ip" | "userAgent">;
 
@@ -42,11 +44,11 @@ export async function signOutOtherSessions(
  * checked like a sign-in (reserve a unit on the sign-in limits, verify,
  * release on success: OWASP Authentication Cheat Sheet, "Change password
  * feature"); the new one must pass the policy. Other sessions end and all
- * grants are revoked, in one transaction.
+ * grants are revoked, and the owner is emailed a notice, in one transaction.
  */
 export async function changeOwnPassword(
   db: Database,
-  deps: { argon2: Argon2Params; limiter: SignInLimiter },
+  deps: { argon2: Argon2Params; limiter: SignInLimiter; config: Config },
   user: UserRow,
   input: { currentPassword: string; newPassword: string; currentSessionIds: readonly string[] },
   context: Context & { ip: string },
@@ -74,6 +76,7 @@ export async function changeOwnPassword(
       ...context,
       data: { revoked: { sessions, grants } },
     });
+    await queueAccountNotice({ db, config: deps.config }, tx, user, { kind: "password-changed" });
   });
 }
 

@@ -31,6 +31,8 @@ import {
 } from "../auth/passkeys.ts";
 import { appendAuditEvent, type AuditInput } from "./audit.ts";
 import { AppError } from "../errors.ts";
+import type { Config } from "../config.ts";
+import { queueAccountNotice } from "../email/notices.ts";
 
 export const challengeTtlMs = 5 * 60 * 1000;
 
@@ -82,13 +84,18 @@ export async function startPasskeyRegistration(db: Database, rp: RelyingParty, u
   return { challengeId, options };
 }
 
-/** Verifies and stores a new passkey; refuses a replayed, expired or foreign challenge. */
+/**
+ * Verifies and stores a new passkey; refuses a replayed, expired or foreign
+ * challenge. With `config`, the owner is emailed a notice in the same
+ * transaction (none when email is off).
+ */
 export async function finishPasskeyRegistration(
   db: Database,
   rp: RelyingParty,
   user: UserRow,
   input: { challengeId: string; response: RegistrationResponseJSON; name?: string },
   context: Context,
+  config?: Config,
 ): Promise<PasskeyView> {
   // Taken in its own transaction: a refused attempt must still use it up.
   const challenge = await transaction(db, (tx) => takeChallenge(tx, input.challengeId));
@@ -127,6 +134,7 @@ export async function finishPasskeyRegistration(
       ...context,
       data: { passkey_id: row.id, name, device_type: row.deviceType, backed_up: row.backedUp },
     });
+    await queueAccountNotice({ db, config }, tx, user, { kind: "passkey-added", passkeyName: name });
     return toPasskeyView(row);
   });
 }
@@ -209,13 +217,15 @@ export async function finishPasskeyAuthentication(
 /**
  * Removes a passkey. With `ownerId` (a user removing their own), the passkey
  * must be theirs and may not be their last way to sign in; an operator
- * (no ownerId) may remove any passkey.
+ * (no ownerId) may remove any passkey. With `config`, the owner is emailed a
+ * notice in the same transaction (none when email is off).
  */
 export async function removePasskey(
   db: Database,
   passkeyId: string,
   ownerId: string | undefined,
   actor: Pick<AuditInput, "actorType" | "actorId"> & Context,
+  config?: Config,
 ): Promise<void> {
   await transaction(db, async (tx) => {
     // The owner's row first: two removals at once cannot both see the other passkey.
@@ -232,5 +242,7 @@ export async function removePasskey(
       userId: passkey.userId,
       data: { passkey_id: passkeyId, name: passkey.name },
     });
+    const owner = config ? await findUserById(tx, passkey.userId) : null;
+    if (owner) await queueAccountNotice({ db, config }, tx, owner, { kind: "passkey-removed", passkeyName: passkey.name });
   });
 }

@@ -13,6 +13,8 @@ import { appendAuditEvent } from "./audit.ts";
 import { revokeUserAccess } from "./revocation.ts";
 import { systemActor, type Actor } from "./actor.ts";
 import { AppError } from "../errors.ts";
+import type { Config } from "../config.ts";
+import { queueAccountNotice } from "../email/notices.ts";
 
 export const roles = ["admin", "editor", "member"] as const;
 export type Role = (typeof roles)[number];
@@ -22,6 +24,8 @@ export interface CreateUserInput {
   name?: string;
   role?: string;
   password?: string;
+  /** An operator vouches for the address (the email_verified claim is true from the start). */
+  emailVerified?: boolean;
 }
 
 export interface UpdateUserInput {
@@ -37,6 +41,7 @@ export interface UserView {
   role: string;
   disabled: boolean;
   has_password: boolean;
+  email_verified: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -78,6 +83,7 @@ export function toUserView(row: UserRow): UserView {
     role: row.role,
     disabled: row.disabled,
     has_password: row.passwordHash !== null,
+    email_verified: row.emailVerified,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
@@ -97,8 +103,13 @@ export async function createUser(db: Database, argon2: Argon2Params, input: Crea
   const passwordHash = input.password === undefined ? null : await checkedHash(input.password, argon2);
   try {
     const row = await transaction(db, async (tx) => {
-      const user = await insertUser(tx, { id: randomUUID(), email, name, role, passwordHash });
-      await appendAuditEvent(tx, db, { type: "user.created", ...actor, userId: user.id, data: { email, role, with_password: passwordHash !== null } });
+      const user = await insertUser(tx, { id: randomUUID(), email, name, role, passwordHash, emailVerified: input.emailVerified === true });
+      await appendAuditEvent(tx, db, {
+        type: "user.created",
+        ...actor,
+        userId: user.id,
+        data: { email, role, with_password: passwordHash !== null, email_verified: input.emailVerified === true },
+      });
       return user;
     });
     return toUserView(row);
@@ -152,22 +163,24 @@ export async function deleteUser(db: Database, id: string, actor: Actor): Promis
 /**
  * Sets a user's password and revokes their sessions and grants, so that
  * whoever knew the old password loses access at once (README, "The gatehouse command" and "Admin API").
+ * With `config`, the user is emailed a notice in the same transaction (none when email is off).
  */
-export async function setUserPassword(db: Database, argon2: Argon2Params, id: string, password: string, actor: Actor): Promise<UserView> {
+export async function setUserPassword(db: Database, argon2: Argon2Params, id: string, password: string, actor: Actor, config?: Config): Promise<UserView> {
   const passwordHash = await checkedHash(password, argon2);
   await requireUser(db, id);
   const row = await transaction(db, async (tx) => {
     const user = await updateUserRow(tx, id, { passwordHash });
     const revoked = await revokeUserAccess(tx, id);
     await appendAuditEvent(tx, db, { type: "password.changed", ...actor, userId: id, data: { revoked } });
+    await queueAccountNotice({ db, config }, tx, user, { kind: "password-changed" });
     return user;
   });
   return toUserView(row);
 }
 
 /** The CLI's form: the user named by email. */
-export async function setUserPasswordByEmail(db: Database, argon2: Argon2Params, email: string, password: string, actor: Actor): Promise<UserView> {
+export async function setUserPasswordByEmail(db: Database, argon2: Argon2Params, email: string, password: string, actor: Actor, config?: Config): Promise<UserView> {
   const user = await findUserByEmail(db, normalizeEmail(email));
   if (!user) throw new AppError("not_found", `no user with email ${email}`);
-  return setUserPassword(db, argon2, user.id, password, actor);
+  return setUserPassword(db, argon2, user.id, password, actor, config);
 }

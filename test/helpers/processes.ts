@@ -5,7 +5,9 @@
  * before the tests (test/helpers/build-dist.ts).
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Test } from "tap";
@@ -95,9 +97,11 @@ export async function startServer(
 ): Promise<ServerProcess> {
   const port = await freePort();
   const url = `http://${issuerHost}:${port}`;
+  // Without SMTP_URL the server writes email as files: into a throwaway folder, not the checkout's ./data/outbox.
+  const outboxDir = mkdtempSync(join(tmpdir(), "gatehouse-outbox-"));
   const child = spawn(process.execPath, serverArgs(), {
     cwd: root,
-    env: childEnv({ PORT: String(port), ISSUER: url, ...env }),
+    env: childEnv({ PORT: String(port), ISSUER: url, EMAIL_OUTBOX_DIR: outboxDir, ...env }),
   });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
@@ -108,6 +112,8 @@ export async function startServer(
     return exited;
   };
   t.teardown(() => stop());
+  // After the server has stopped (teardowns run in the order they are added).
+  t.teardown(() => rmSync(outboxDir, { recursive: true, force: true }));
 
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {

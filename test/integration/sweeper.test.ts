@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import t, { type Test } from "tap";
 import type { FastifyBaseLogger } from "fastify";
-import { startSweeper } from "../../src/jobs/sweeper.ts";
+import { emailRetentionMs, startSweeper } from "../../src/jobs/sweeper.ts";
 import { createAdapterFactory } from "../../src/oidc/adapter.ts";
 import { createClientStore } from "../../src/oidc/client-store.ts";
 import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
@@ -69,7 +69,7 @@ function sweeperSuite(t: Test, provider: DatabaseProvider): void {
 
     t.equal(await sweeper.sweep(), 3);
     t.equal(await db.prisma.oidcRecord.count(), 0);
-    t.strictSame(lines, [{ level: "info", fields: { deleted: 3, challenges: 0 }, message: "swept expired rows" }]);
+    t.strictSame(lines, [{ level: "info", fields: { deleted: 3, challenges: 0, emails: 0 }, message: "swept expired rows" }]);
   });
 
   t.test("sweep also deletes expired WebAuthn challenges, and only those", async (t) => {
@@ -81,8 +81,38 @@ function sweeperSuite(t: Test, provider: DatabaseProvider): void {
     await db.prisma.webAuthnChallenge.create({ data: { ...base, id: "live", expiresAt: new Date(Date.now() + 60_000) } });
     t.equal(await sweeper.sweep(), 1);
     t.same((await db.prisma.webAuthnChallenge.findMany({ select: { id: true } })).map((c) => c.id), ["live"]);
-    t.strictSame(lines, [{ level: "info", fields: { deleted: 0, challenges: 1 }, message: "swept expired rows" }]);
+    t.strictSame(lines, [{ level: "info", fields: { deleted: 0, challenges: 1, emails: 0 }, message: "swept expired rows" }]);
     await db.prisma.webAuthnChallenge.deleteMany();
+  });
+
+  t.test("sweep deletes sent and given-up emails past the retention, never queued ones", async (t) => {
+    const { log, lines } = recordingLogger();
+    const sweeper = startSweeper(db, 3600, log);
+    t.teardown(() => sweeper.stop());
+    const old = new Date(Date.now() - emailRetentionMs - 60_000);
+    const row = (id: string, status: string, createdAt: Date) => ({ id, to: "a@example.test", kind: "password-changed", subject: "s", text: "t", html: "h", status, nextAttemptAt: createdAt, createdAt });
+    await db.prisma.emailOutbox.createMany({
+      data: [row("old-sent", "sent", old), row("old-failed", "failed", old), row("old-queued", "queued", old), row("new-sent", "sent", new Date())],
+    });
+    t.equal(await sweeper.sweep(), 2);
+    t.same((await db.prisma.emailOutbox.findMany({ select: { id: true }, orderBy: { id: "asc" } })).map((r) => r.id), ["new-sent", "old-queued"]);
+    t.strictSame(lines, [{ level: "info", fields: { deleted: 0, challenges: 0, emails: 2 }, message: "swept expired rows" }]);
+    await db.prisma.emailOutbox.deleteMany();
+  });
+
+  t.test("sweep deletes email links a week past their expiry, and only those", async (t) => {
+    const { log, lines } = recordingLogger();
+    const sweeper = startSweeper(db, 3600, log);
+    t.teardown(() => sweeper.stop());
+    const day = 24 * 3600 * 1000;
+    const link = (id: string, expiresAt: Date) => ({ id, tokenHash: `hash-${id}`, userId: "u", purpose: "password-reset", expiresAt });
+    await db.prisma.emailLinkToken.createMany({
+      data: [link("long-gone", new Date(Date.now() - 8 * day)), link("just-expired", new Date(Date.now() - day)), link("live", new Date(Date.now() + 3600_000))],
+    });
+    t.equal(await sweeper.sweep(), 1);
+    t.same((await db.prisma.emailLinkToken.findMany({ select: { id: true }, orderBy: { id: "asc" } })).map((r) => r.id), ["just-expired", "live"], "an expired link is kept a week: a late click is told it expired");
+    t.strictSame(lines, [{ level: "info", fields: { deleted: 0, challenges: 0, emails: 0, emailLinks: 1 }, message: "swept expired rows" }]);
+    await db.prisma.emailLinkToken.deleteMany();
   });
 
   t.test("a sweep with nothing to delete returns 0 and logs nothing", async (t) => {
@@ -99,9 +129,11 @@ function sweeperSuite(t: Test, provider: DatabaseProvider): void {
     t.teardown(() => sweeper.stop());
     const ids = await addExpiredTokens(db, 2);
     t.ok(await waitFor(async () => (await db.prisma.oidcRecord.count({ where: { id: { in: ids } } })) === 0), "swept without being asked");
-    // A sweep may fall between the two inserts: the logged counts add up to the two rows.
-    const logged = lines.filter((l) => l.level === "info").reduce((sum, l) => sum + Number(l.fields.deleted ?? 0), 0);
-    t.equal(logged, 2, "the scheduled sweeps logged what they deleted");
+    // A sweep may fall between the two inserts: the logged counts add up to the
+    // two rows (the line comes at the end of the sweep, after the deletes).
+    const logged = () => lines.filter((l) => l.level === "info").reduce((sum, l) => sum + Number(l.fields.deleted ?? 0), 0);
+    await waitFor(async () => logged() >= 2, 2000);
+    t.equal(logged(), 2, "the scheduled sweeps logged what they deleted");
 
     sweeper.stop();
     const later = await addExpiredTokens(db, 1);

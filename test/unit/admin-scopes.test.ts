@@ -31,6 +31,7 @@ const specRoutes: Record<string, AdminScope> = {
   "PATCH /admin/v1/users/:id": "admin:write",
   "DELETE /admin/v1/users/:id": "admin:write",
   "POST /admin/v1/users/:id/password": "admin:write",
+  "POST /admin/v1/users/:id/invitation": "admin:write",
   "GET /admin/v1/users/:id/sessions": "admin:read",
   "DELETE /admin/v1/users/:id/sessions": "admin:revoke",
   "DELETE /admin/v1/sessions/:id": "admin:revoke",

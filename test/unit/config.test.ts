@@ -66,6 +66,7 @@ const invalid: [string, Record<string, string>, RegExp][] = [
   ["a master key of the wrong length", { MASTER_KEYS: Buffer.alloc(16).toString("base64") }, /MASTER_KEYS/],
   ["a short cookie secret", { COOKIE_SECRETS: "short" }, /COOKIE_SECRETS/],
   ["an unknown LOG_LEVEL", { LOG_LEVEL: "loud" }, /LOG_LEVEL/],
+  ["an unknown REGISTRATION", { REGISTRATION: "public" }, /REGISTRATION/],
   ["a REDIS_URL of another scheme", { REDIS_URL: "http://cache" }, /REDIS_URL/],
   ["a TRUST_PROXY it cannot read", { TRUST_PROXY: "maybe" }, /TRUST_PROXY/],
   ["a TRUST_PROXY hop count (Fastify cannot check the peer with one)", { TRUST_PROXY: "1" }, /TRUST_PROXY must be true, false, or the proxies' addresses/],
