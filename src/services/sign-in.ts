@@ -17,8 +17,10 @@ import type { StoredIds } from "../crypto/stored-ids.ts";
 import type { Reservation, SignInLimiter } from "../auth/sign-in-limiter.ts";
 import { finishPasskeyAuthentication } from "./passkeys.ts";
 import { recordAuditEvent } from "./audit.ts";
+import type { MasterKeyRing } from "../crypto/master-keys.ts";
+import { checkRecoveryCode, checkTotpCode, countRecoveryCodesLeft, withSecondFactor } from "./mfa.ts";
 
-export type SignInMethod = "password" | "passkey";
+export type SignInMethod = "password" | "passkey" | "totp" | "recovery_code";
 export type SignInOutcome = "success" | "failure" | "locked" | "busy";
 
 export interface SignInDeps {
@@ -182,7 +184,45 @@ export async function signInWithPasskey(deps: SignInDeps, attempt: PasskeyAttemp
   return attemptSignIn(deps, "passkey", attempt, undefined, async () => {
     const ceremony = await finishPasskeyAuthentication(deps.db, attempt.rp, attempt.storedIds, attempt.interactionUid, { challengeId: attempt.challengeId, response: attempt.response }, attempt.log);
     if (!ceremony.ok) return ceremony;
-    // RFC 8176: "pop" for the proof of possession of a key, "user" when the authenticator verified the user.
-    return { ok: true, user: ceremony.user, amr: ceremony.userVerified ? ["pop", "user"] : ["pop"], data: { passkey_id: ceremony.passkeyId } };
+    // RFC 8176: "swk" for a synced (multi-device) passkey, whose key lives in
+    // software; "hwk" for a device-bound one. User verification (a PIN or
+    // biometric on the authenticator) makes it a second factor: "mfa".
+    const key = ceremony.deviceType === "multiDevice" ? "swk" : "hwk";
+    return { ok: true, user: ceremony.user, amr: ceremony.userVerified ? [key, "mfa"] : [key], data: { passkey_id: ceremony.passkeyId } };
+  });
+}
+
+export interface SecondFactorAttempt extends SignInContext {
+  ring: MasterKeyRing;
+  /** The user the first factor named (its password or passkey was right). */
+  user: UserRow;
+  /** The amr (RFC 8176) of the first factor. */
+  firstAmr: readonly string[];
+  kind: "totp" | "recovery_code";
+  code: string;
+}
+
+/**
+ * The second step of a sign-in: a code from the authenticator app or a
+ * recovery code, through the same limits as a password (reserved against the
+ * account before the code is checked, released on success), so wrong codes
+ * lock the account like wrong passwords do. A TOTP code is accepted once
+ * (RFC 6238 section 5.2); a recovery code once.
+ */
+export async function verifySecondFactor(deps: SignInDeps, attempt: SecondFactorAttempt): Promise<SignInResult> {
+  const { user } = attempt;
+  return attemptSignIn(deps, attempt.kind, attempt, user.email, async () => {
+    const current = await findUserByEmail(deps.db, user.email);
+    if (!current || current.id !== user.id || current.disabled) return { ok: false, reason: "disabled", user };
+    const amr = withSecondFactor(attempt.firstAmr);
+    if (attempt.kind === "totp") {
+      const checked = await checkTotpCode(deps.db, attempt.ring, user.id, attempt.code);
+      return checked === "ok" ? { ok: true, user: current, amr } : { ok: false, reason: checked, user };
+    }
+    const checked = await checkRecoveryCode(deps.db, user.id, attempt.code);
+    if (checked !== "ok") return { ok: false, reason: checked, user };
+    const left = await countRecoveryCodesLeft(deps.db, user.id);
+    await recordAuditEvent(deps.db, { type: "mfa.recovery_code_used", actorType: "user", actorId: user.id, userId: user.id, ip: attempt.ip, userAgent: attempt.userAgent, clientId: attempt.clientId, data: { recovery_codes_left: left } });
+    return { ok: true, user: current, amr, data: { recovery_codes_left: left } };
   });
 }
