@@ -16,6 +16,7 @@ export const adminRouteScopes: Readonly<Record<string, AdminScope>> = {
   "PATCH /admin/v1/users/:id": "admin:write",
   "DELETE /admin/v1/users/:id": "admin:write",
   "POST /admin/v1/users/:id/password": "admin:write",
+  "DELETE /admin/v1/users/:id/mfa": "admin:write",
   "GET /admin/v1/users/:id/sessions": "admin:read",
   "DELETE /admin/v1/users/:id/sessions": "admin:revoke",
   "DELETE /admin/v1/sessions/:id": "admin:revoke",
