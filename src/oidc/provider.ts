@@ -145,7 +145,11 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
     },
     // What the ID token's acr can say (services/mfa.ts, docs/two-step-verification.md).
     acrValues: [singleFactorAcr, mfaAcr],
-    claims: { ...claimsByScope } as unknown as Configuration["claims"],
+    // acr and amr (how the user signed in) in every ID token: oidc-provider
+    // puts a claim in it only when a granted scope names it (or the request
+    // asks for it), so the openid scope names them. findAccount does not
+    // return them, so userinfo never carries them.
+    claims: { ...claimsByScope, openid: [...claimsByScope.openid, "acr", "amr"] } as unknown as Configuration["claims"],
     scopes: [...builtInScopes],
     // Scope claims (email, name, role) go in the ID token too, not only userinfo.
     conformIdTokenClaims: false,
