@@ -13,10 +13,17 @@ export interface MfaNoticeContext {
   /** The transaction of the change, when there is one: the notice is written with it. */
   tx?: Tx;
   actor: Actor;
+  /**
+   * The audit event that records the change, when the caller's is more
+   * specific than mfa.enabled / mfa.disabled (an operator's reset): one
+   * event per change.
+   */
+  auditEvent?: { type: string; data: Record<string, unknown> };
 }
 
 export async function noticeMfaChanged(ctx: MfaNoticeContext, userId: string, change: "enabled" | "disabled"): Promise<void> {
-  const event = { type: `mfa.${change}`, ...ctx.actor, userId, data: { method: "totp" } };
+  const recorded = ctx.auditEvent ?? { type: `mfa.${change}`, data: {} };
+  const event = { type: recorded.type, ...ctx.actor, userId, data: { method: "totp", change, ...recorded.data } };
   if (ctx.tx) await appendAuditEvent(ctx.tx, ctx.db, event);
   else await recordAuditEvent(ctx.db, event);
 }

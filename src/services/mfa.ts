@@ -172,8 +172,9 @@ export async function resetMfa(db: Database, userId: string, actor: Actor): Prom
     const totp = await deleteTotp(tx, userId);
     const recoveryCodes = await deleteRecoveryCodes(tx, userId);
     const revoked = await revokeUserAccess(tx, userId);
-    await appendAuditEvent(tx, db, { type: "mfa.reset", ...actor, userId, data: { totp, recovery_codes: recoveryCodes, revoked } });
-    if (totp) await noticeMfaChanged({ db, tx, actor }, userId, "disabled");
+    const event = { type: "mfa.reset", data: { totp, recovery_codes: recoveryCodes, revoked } };
+    if (totp) await noticeMfaChanged({ db, tx, actor, auditEvent: event }, userId, "disabled");
+    else await appendAuditEvent(tx, db, { ...event, ...actor, userId });
     return revoked;
   });
 }
