@@ -28,7 +28,7 @@ import { freshStep, isSecondFactorPage, isTotpSetupPage, shownRecoveryCodes, sho
 import { AdminApi, makeAdminClient, signIn } from "../helpers/admin.ts";
 import { totpCode, totpStep } from "../../src/auth/totp.ts";
 import { mfaAcr, singleFactorAcr, totpSecretContext } from "../../src/services/mfa.ts";
-import { createTestDatabase } from "../helpers/databases.ts";
+import { createTestDatabase, providers } from "../helpers/databases.ts";
 import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
 import { auditKeyOf } from "../../src/services/audit.ts";
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
@@ -120,17 +120,36 @@ t.test("with an authenticator app: the password, then the authentication code; t
   });
 });
 
-t.test("two parallel submissions of one code: exactly one signs in (compare-and-set)", async (t) => {
-  const user = await makeUser(running);
-  const totp = await turnOnTotp(running, user);
-  const browsers = [new Browser(running.url), new Browser(running.url), new Browser(running.url), new Browser(running.url)];
-  const flows = await Promise.all(browsers.map((b) => passwordStep(b, user)));
-  const step = await freshStep();
-  const results = await Promise.all(browsers.map((b, i) => b.submit(flows[i]!.page, { code: totp.code(step) }).then(last)));
-  const ok = results.filter((r) => r.location?.href.startsWith(`${redirectUri}?`));
-  t.equal(ok.length, 1, `one success (statuses ${results.map((r) => r.status).join(",")})`);
-  t.equal(results.filter((r) => r.status === 401).length, browsers.length - 1, "the others are refused");
-});
+for (const provider of providers(t)) {
+  t.test(`parallel submissions of one code, or of one recovery code: exactly one signs in (compare-and-set), ${provider}`, async (t) => {
+    const app = provider === "sqlite" ? running : await startApp(t, { provider, env: { SIGNIN_MAX_FAILURES_PER_IP: "1000" } });
+    const rp = provider === "sqlite" ? client : await makeClient(app, { name: "Two-step app", firstParty: true });
+    const user = await makeUser(app);
+    const totp = await turnOnTotp(app, user);
+    const browsers = () => Array.from({ length: 4 }, () => new Browser(app.url));
+
+    const forCode = browsers();
+    const flows = await Promise.all(forCode.map((b) => passwordStep(b, user, {}, rp)));
+    const step = await freshStep();
+    const results = await Promise.all(forCode.map((b, i) => b.submit(flows[i]!.page, { code: totp.code(step) }).then(last)));
+    t.equal(results.filter((r) => r.location?.href.startsWith(`${redirectUri}?`)).length, 1, `one success with the code (statuses ${results.map((r) => r.status).join(",")})`);
+    t.equal(results.filter((r) => r.status === 401).length, forCode.length - 1, "the others are refused");
+    t.equal((await app.db.prisma.userTotp.findUniqueOrThrow({ where: { userId: user.id } })).lastUsedStep, step, "the step is recorded as used");
+
+    // Another user: the three refused codes count against the first one's limit,
+    // and four more sign-ins at once would be reserved past it.
+    const other = await makeUser(app);
+    const otherTotp = await turnOnTotp(app, other);
+    const forRecovery = browsers();
+    const recoveryFlows = await Promise.all(forRecovery.map((b) => passwordStep(b, other, {}, rp)));
+    const code = otherTotp.recoveryCodes[0]!;
+    const recovered = await Promise.all(
+      forRecovery.map(async (b, i) => last(await b.submit(await b.request(`${recoveryFlows[i]!.page.url.pathname}?recovery=1`), { recovery_code: code }))),
+    );
+    t.equal(recovered.filter((r) => r.location?.href.startsWith(`${redirectUri}?`)).length, 1, `one success with the recovery code (statuses ${recovered.map((r) => r.status).join(",")})`);
+    t.equal(recovered.filter((r) => r.status === 401).length, forRecovery.length - 1, "the others are refused");
+  });
+}
 
 t.test("a recovery code signs in once", async (t) => {
   const user = await makeUser(running);
