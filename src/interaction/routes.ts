@@ -66,6 +66,8 @@ interface PendingSignIn {
   at: number;
   /** The user has no authenticator app yet and sets one up now. */
   setup?: boolean;
+  /** Set once the app set up during this sign-in was confirmed by a code: only /finish remains. */
+  setUpDone?: boolean;
 }
 
 const pendingKey = "gatehouse_second_factor";
@@ -179,6 +181,10 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     if (interaction.prompt.name === "login") {
       const pending = pendingOf(interaction) ?? (await stepUp(request, reply, interaction));
       if (pending?.setup) return renderSetup(reply, uid, pending);
+      // Set up and confirmed in this sign-in (a reload of the recovery codes page): the codes are not shown again.
+      if (pending?.setUpDone) {
+        return reply.type("text/html").send(renderPage("recovery-codes", { codes: [], csrf: csrf.token(uid), action: `/interaction/${uid}/finish`, intro: "Two-step verification is on." }));
+      }
       if (pending) return renderSecondFactor(reply, uid, client.clientName, request.query.recovery === "1");
       // login_hint (OpenID Connect Core 1.0 section 3.1.2.1) fills in the email, e.g. when /account asks to sign in again.
       const hint = interaction.params.login_hint;
@@ -276,7 +282,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     const { interaction, client } = await details(request, reply);
     if (!csrf.verify(interaction.uid, request.body?.csrf)) throw new AppError("forbidden", expiredForm);
     const pending = interaction.prompt.name === "login" ? pendingOf(interaction) : undefined;
-    if (!pending || pending.setup) return reply.redirect(`/interaction/${interaction.uid}`, 303);
+    if (!pending || pending.setup || pending.setUpDone) return reply.redirect(`/interaction/${interaction.uid}`, 303);
     const user = await findUserById(ctx.db, pending.accountId);
     if (!user) throw new AppError("invalid_request", "Sign in again.");
     const recovery = request.body.recovery_code !== undefined;
@@ -314,7 +320,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     const actor = { actorType: "user" as const, actorId: pending.accountId, ip: request.ip, userAgent: request.headers["user-agent"] };
     const codes = await confirmTotpSetup(ctx.db, ctx.ring, pending.accountId, request.body.code ?? "", actor);
     if (!codes) return renderSetup(reply.code(400), interaction.uid, pending, { error: invalidCode });
-    await savePending(interaction, { ...pending, setup: false, amr: withSecondFactor(pending.amr) });
+    await savePending(interaction, { ...pending, setup: false, setUpDone: true, amr: withSecondFactor(pending.amr) });
     return reply.type("text/html").send(
       renderPage("recovery-codes", { codes, csrf: csrf.token(interaction.uid), action: `/interaction/${interaction.uid}/finish`, intro: "Two-step verification is on." }),
     );
@@ -325,7 +331,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     if (!csrf.verify(interaction.uid, request.body?.csrf)) throw new AppError("forbidden", expiredForm);
     const pending = interaction.prompt.name === "login" ? pendingOf(interaction) : undefined;
     // Only a sign-in whose second factor was just set up and proved.
-    if (!pending || pending.setup || !pending.amr.includes("mfa")) return reply.redirect(`/interaction/${interaction.uid}`, 303);
+    if (!pending?.setUpDone || !pending.amr.includes("mfa")) return reply.redirect(`/interaction/${interaction.uid}`, 303);
     return reply.redirect(await finishLogin(request, reply, pending.accountId, pending.amr, pending.ts), 303);
   });
 
