@@ -344,3 +344,26 @@ t.test("gatehouse users reset-mfa, and keys reseal re-encrypts the TOTP secret b
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /no user with email/);
 });
+
+t.test("bad input on the second step is a 400 before anything is checked or counted", async (t) => {
+  const user = await makeUser(running);
+  await turnOnTotp(running, user);
+  const browser = new Browser(running.url);
+  const flow = await passwordStep(browser, user);
+  const action = `${flow.page.url.pathname}/second-factor`;
+  const csrf = /name="csrf" value="([^"]+)"/.exec(flow.page.body)![1]!;
+  async function fetchForm(body: string) {
+    return fetch(new URL(action, running.url), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", cookie: browser.jar.header(new URL(action, running.url)) }, body, redirect: "manual" });
+  }
+  const failedBefore = await running.db.prisma.auditEvent.count({ where: { userId: user.id, type: "sign_in.failed" } });
+  for (const [what, body] of [
+    ["a repeated code (an array)", `csrf=${encodeURIComponent(csrf)}&code=123456&code=654321`],
+    ["an oversized code", `csrf=${encodeURIComponent(csrf)}&code=${"1".repeat(21)}`],
+    ["an oversized recovery code", `csrf=${encodeURIComponent(csrf)}&recovery_code=${"a".repeat(65)}`],
+    ["an unknown field", `csrf=${encodeURIComponent(csrf)}&code=123456&password=x`],
+  ] as const) {
+    t.equal((await fetchForm(body)).status, 400, `${what}: 400`);
+  }
+  t.equal((await fetchForm("code=123456")).status, 403, "no CSRF token: 403");
+  t.equal(await running.db.prisma.auditEvent.count({ where: { userId: user.id, type: "sign_in.failed" } }), failedBefore, "nothing was checked or counted");
+});
