@@ -22,7 +22,7 @@ import {
 } from "../db/mfa.ts";
 import { findUserByEmail, findUserById } from "../db/users.ts";
 import { generateRecoveryCode, generateTotpSecret, hashRecoveryCode, matchTotpStep, totpUri } from "../auth/totp.ts";
-import { appendAuditEvent } from "./audit.ts";
+import { appendAuditEvent, type AuditInput } from "./audit.ts";
 import { revokeUserAccess, type RevocationCount } from "./revocation.ts";
 import { noticeMfaChanged } from "./mfa-notices.ts";
 import type { Actor } from "./actor.ts";
@@ -149,14 +149,24 @@ export async function checkTotpCode(db: Database, ring: MasterKeyRing, userId: s
   return (await advanceTotpStep(db, userId, step)) ? "ok" : "replayed";
 }
 
-/** Uses a recovery code (once: compare-and-set on usedAt). */
-export async function checkRecoveryCode(db: Database, userId: string, code: string): Promise<"ok" | "wrong_code"> {
-  if (code.length > 64) return "wrong_code";
-  return (await useRecoveryCode(db, userId, hashRecoveryCode(code))) ? "ok" : "wrong_code";
-}
-
-export async function countRecoveryCodesLeft(db: Database, userId: string): Promise<number> {
-  return countUnusedRecoveryCodes(db, userId);
+/**
+ * Uses a recovery code (once: compare-and-set on usedAt), with its
+ * mfa.recovery_code_used audit event (`audit`, when given) in the same
+ * transaction. The caller applies the brute-force limits.
+ */
+export async function checkRecoveryCode(
+  db: Database,
+  userId: string,
+  code: string,
+  audit?: Omit<AuditInput, "type" | "userId" | "data">,
+): Promise<{ ok: true; left: number } | { ok: false; reason: "wrong_code" }> {
+  if (code.length > 64) return { ok: false, reason: "wrong_code" };
+  return transaction(db, async (tx) => {
+    if (!(await useRecoveryCode(tx, userId, hashRecoveryCode(code)))) return { ok: false, reason: "wrong_code" } as const;
+    const left = await countUnusedRecoveryCodes(tx, userId);
+    if (audit) await appendAuditEvent(tx, db, { ...audit, type: "mfa.recovery_code_used", userId, data: { recovery_codes_left: left } });
+    return { ok: true, left } as const;
+  });
 }
 
 /**

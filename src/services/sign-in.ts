@@ -9,7 +9,7 @@
 import { createHmac } from "node:crypto";
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import type { Database } from "../db/database.ts";
-import { findUserByEmail, type UserRow } from "../db/users.ts";
+import { findUserByEmail, findUserById, type UserRow } from "../db/users.ts";
 import { dummyPasswordHash, verifyPassword, type Argon2Params } from "../auth/passwords.ts";
 import { SemaphoreFullError } from "../auth/semaphore.ts";
 import type { RelyingParty } from "../auth/passkeys.ts";
@@ -18,7 +18,7 @@ import type { Reservation, SignInLimiter } from "../auth/sign-in-limiter.ts";
 import { finishPasskeyAuthentication } from "./passkeys.ts";
 import { recordAuditEvent } from "./audit.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
-import { checkRecoveryCode, checkTotpCode, countRecoveryCodesLeft, withSecondFactor } from "./mfa.ts";
+import { checkRecoveryCode, checkTotpCode, withSecondFactor } from "./mfa.ts";
 
 export type SignInMethod = "password" | "passkey" | "totp" | "recovery_code";
 export type SignInOutcome = "success" | "failure" | "locked" | "busy";
@@ -212,17 +212,15 @@ export interface SecondFactorAttempt extends SignInContext {
 export async function verifySecondFactor(deps: SignInDeps, attempt: SecondFactorAttempt): Promise<SignInResult> {
   const { user } = attempt;
   return attemptSignIn(deps, attempt.kind, attempt, user.email, async () => {
-    const current = await findUserByEmail(deps.db, user.email);
-    if (!current || current.id !== user.id || current.disabled) return { ok: false, reason: "disabled", user };
+    const current = await findUserById(deps.db, user.id);
+    if (!current || current.disabled) return { ok: false, reason: "disabled", user };
     const amr = withSecondFactor(attempt.firstAmr);
     if (attempt.kind === "totp") {
       const checked = await checkTotpCode(deps.db, attempt.ring, user.id, attempt.code);
       return checked === "ok" ? { ok: true, user: current, amr } : { ok: false, reason: checked, user };
     }
-    const checked = await checkRecoveryCode(deps.db, user.id, attempt.code);
-    if (checked !== "ok") return { ok: false, reason: checked, user };
-    const left = await countRecoveryCodesLeft(deps.db, user.id);
-    await recordAuditEvent(deps.db, { type: "mfa.recovery_code_used", actorType: "user", actorId: user.id, userId: user.id, ip: attempt.ip, userAgent: attempt.userAgent, clientId: attempt.clientId, data: { recovery_codes_left: left } });
-    return { ok: true, user: current, amr, data: { recovery_codes_left: left } };
+    const used = await checkRecoveryCode(deps.db, user.id, attempt.code, { actorType: "user", actorId: user.id, ip: attempt.ip, userAgent: attempt.userAgent, clientId: attempt.clientId });
+    if (!used.ok) return { ok: false, reason: used.reason, user };
+    return { ok: true, user: current, amr, data: { recovery_codes_left: used.left } };
   });
 }

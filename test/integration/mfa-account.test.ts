@@ -72,8 +72,8 @@ t.test("set up, new recovery codes, turn off", async (t) => {
   const newCodes = shownRecoveryCodes(again.body);
   t.equal(newCodes.length, 10);
   t.equal(newCodes.filter((c) => codes.includes(c)).length, 0, "all new");
-  t.equal(await checkRecoveryCode(running.db, user.id, codes[0]!), "wrong_code", "the old codes no longer work");
-  t.equal(await checkRecoveryCode(running.db, user.id, newCodes[0]!), "ok", "the new ones do");
+  t.same(await checkRecoveryCode(running.db, user.id, codes[0]!), { ok: false, reason: "wrong_code" }, "the old codes no longer work");
+  t.same(await checkRecoveryCode(running.db, user.id, newCodes[0]!), { ok: true, left: 9 }, "the new ones do");
 
   const off = await browser.request("/account/totp/disable", { form: { csrf } });
   t.equal(off.status, 303);
