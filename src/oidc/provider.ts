@@ -17,10 +17,9 @@ import { renderErrorPage, renderPage } from "../views.ts";
 import { accountClient } from "./account-client.ts";
 import { builtInScopes } from "../scopes.ts";
 import { audienceStillRegistered, introspectionClientsOf, resourceIndicatorsFeature } from "./resource-indicators.ts";
-import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, tokenSigningAlgs } from "../protocol.ts";
+import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, mfaAcr, singleFactorAcr, tokenSigningAlgs } from "../protocol.ts";
 import { processOfflineAccessByConsentPolicy } from "./offline-access.ts";
 import { refetchClientKeysOnFailure } from "./client-keys.ts";
-import { mfaAcr, singleFactorAcr } from "../services/mfa.ts";
 import { deviceConfirmationCheck, deviceFlowFeature, deviceGrantNotAllowedAsUnauthorizedClient, markAcceptedUserCode } from "./device-flow.ts";
 
 /**
@@ -35,7 +34,7 @@ function createInteractionPolicy(mfa: Config["mfa"]) {
   // Two factors when the client asks with acr_values=urn:gatehouse:mfa
   // (OpenID Connect Core 1.0 section 3.1.2.1: Gatehouse honours this voluntary
   // request) or MFA=required: a session signed in with one factor signs in
-  // again with a second (interaction/routes.ts asks only for the missing one).
+  // again with a second (interaction/second-factor.ts asks only for the missing one).
   login.checks.add(
     new interactionPolicy.Check(mfaRequiredReason, "Two-step verification is required", (ctx) => {
       if (!ctx.oidc.session?.accountId || ctx.oidc.acr === mfaAcr) return interactionPolicy.Check.NO_NEED_TO_PROMPT;

@@ -28,20 +28,7 @@ import { noticeMfaChanged } from "./mfa-notices.ts";
 import type { Actor } from "./actor.ts";
 import { AppError } from "../errors.ts";
 
-/** `acr` (OpenID Connect Core 1.0 section 2) of a sign-in with two factors. */
-export const mfaAcr = "urn:gatehouse:mfa";
-/** `acr` of a sign-in with one factor (a password, or a passkey without user verification). */
-export const singleFactorAcr = "urn:gatehouse:sfa";
-
-/** The acr that an amr (RFC 8176) amounts to. */
-export function acrOf(amr: readonly string[]): string {
-  return amr.includes("mfa") ? mfaAcr : singleFactorAcr;
-}
-
-/** The amr after a second factor (`otp`) on top of `first`: "mfa" added (RFC 8176 section 2). */
-export function withSecondFactor(first: readonly string[]): string[] {
-  return [...new Set([...first.filter((m) => m !== "mfa"), "otp", "mfa"])];
-}
+export { acrOf, mfaAcr, singleFactorAcr, withSecondFactor } from "../protocol.ts";
 
 export const recoveryCodeCount = 10;
 

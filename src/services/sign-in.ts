@@ -18,7 +18,8 @@ import type { Reservation, SignInLimiter } from "../auth/sign-in-limiter.ts";
 import { finishPasskeyAuthentication } from "./passkeys.ts";
 import { recordAuditEvent } from "./audit.ts";
 import type { MasterKeyRing } from "../crypto/master-keys.ts";
-import { checkRecoveryCode, checkTotpCode, withSecondFactor } from "./mfa.ts";
+import { checkRecoveryCode, checkTotpCode } from "./mfa.ts";
+import { withSecondFactor } from "../protocol.ts";
 
 export type SignInMethod = "password" | "passkey" | "totp" | "recovery_code";
 export type SignInOutcome = "success" | "failure" | "locked" | "busy";
@@ -86,9 +87,9 @@ export function hashAuditEmail(key: string, email: string): string {
  * then release on success or keep the failure counted, audit, count for
  * metrics and wait the growing delay. `account` is the normalised email when
  * the attempt names one up front; otherwise the account the verification
- * names is reserved once known. A later check of a secret (a second factor)
- * belongs here too, as a third `method` with its own `verify`; outside
- * sign-in (the password change) the same limiter.reserve / release applies.
+ * names is reserved once known. The second factor is one more `method`
+ * with its own `verify` (verifySecondFactor); outside sign-in (the password
+ * change) the same limiter.reserve / release applies.
  */
 async function attemptSignIn(
   deps: SignInDeps,
