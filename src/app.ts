@@ -130,6 +130,7 @@ export async function buildApp({ config, db, ring, logger }: AppDeps): Promise<F
       // Keyed apart from every other use of the master key.
       emailHashKey: ring.derive("audit-email"),
       onOutcome: (method, outcome) => metrics.signIns.inc({ method, outcome }),
+      config,
     },
     metrics,
     redis,

@@ -43,6 +43,8 @@ export interface Config {
   readonly keysPollInterval: number;
   /** Seconds since the last sign-in within which sensitive account changes are allowed without signing in again. */
   readonly reauthMaxAge: number;
+  /** Two-step verification: `optional` (users may turn it on) or `required` (every sign-in needs a second factor). */
+  readonly mfa: "optional" | "required";
   /** Seconds between sweeps of expired rows. */
   readonly sweepInterval: number;
   /** PostgreSQL connections per instance (DATABASE_POOL_SIZE). */
@@ -182,6 +184,7 @@ export function loadConfig(env: Env = process.env): Config {
     // At most 10 s: every instance serves a changed key set within 10 seconds.
     keysPollInterval: parseDuration("KEYS_POLL_INTERVAL", read("KEYS_POLL_INTERVAL"), "5s", 1, 10),
     reauthMaxAge: parseDuration("REAUTH_MAX_AGE", read("REAUTH_MAX_AGE"), "10m", 1, 86400),
+    mfa: parseMfa(read("MFA")),
     sweepInterval: parseDuration("SWEEP_INTERVAL", read("SWEEP_INTERVAL"), "10m", 1),
     signInMaxFailures: parseInteger("SIGNIN_MAX_FAILURES", read("SIGNIN_MAX_FAILURES"), 5, 1, 1000),
     signInMaxFailuresPerIp: parseInteger("SIGNIN_MAX_FAILURES_PER_IP", read("SIGNIN_MAX_FAILURES_PER_IP"), 50, 1, 100000),
@@ -255,6 +258,12 @@ function parseEmail(read: (name: string) => string | undefined, { production, is
     pollInterval: parseDuration("EMAIL_POLL_INTERVAL", read("EMAIL_POLL_INTERVAL"), "2s", 1, 3600),
     retryBase: parseDuration("EMAIL_RETRY_BASE", read("EMAIL_RETRY_BASE"), "10s", 1, 3600),
   } satisfies EmailConfig);
+}
+
+function parseMfa(raw: string | undefined): Config["mfa"] {
+  if (raw === undefined || raw === "" || raw === "optional") return "optional";
+  if (raw === "required") return "required";
+  throw new ConfigError("MFA", `must be optional or required (got ${JSON.stringify(raw.slice(0, 40))})`);
 }
 
 function parseBoolean(name: string, raw: string | undefined, fallback: boolean): boolean {

@@ -29,3 +29,23 @@ export const clientAssertionSigningAlgs = ["RS256", "PS256", "ES256", "Ed25519",
 
 /** Algorithms accepted for DPoP proofs (RFC 9449). */
 export const dpopSigningAlgs = ["ES256", "Ed25519", "EdDSA"] as const;
+
+/*
+ * How a user signed in, as the ID token says it (docs/two-step-verification.md):
+ * `amr` values from RFC 8176, and the two `acr` values discovery advertises
+ * (acr_values_supported).
+ */
+/** `acr` (OpenID Connect Core 1.0 section 2) of a sign-in with two factors. */
+export const mfaAcr = "urn:gatehouse:mfa";
+/** `acr` of a sign-in with one factor (a password, or a passkey without user verification). */
+export const singleFactorAcr = "urn:gatehouse:sfa";
+
+/** The acr that an amr (RFC 8176) amounts to. */
+export function acrOf(amr: readonly string[]): string {
+  return amr.includes("mfa") ? mfaAcr : singleFactorAcr;
+}
+
+/** The amr after a second factor (`otp`) on top of `first`: "mfa" added (RFC 8176 section 2). */
+export function withSecondFactor(first: readonly string[]): string[] {
+  return [...new Set([...first.filter((m) => m !== "mfa"), "otp", "mfa"])];
+}

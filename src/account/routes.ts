@@ -23,12 +23,14 @@ import { accountSignInUrl } from "../oidc/account-client.ts";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import { PasskeyOptionsBody, PasskeyRegistrationBody } from "../auth/webauthn-schemas.ts";
+import { confirmTotpSetup, getMfaStatus, regenerateRecoveryCodes, startTotpSetup, turnOffTotp } from "../services/mfa.ts";
 
 // Form bodies: every field a bounded string (a repeated field arrives as an
 // array and is refused); the CSRF token stays optional so that its absence
 // gets the CSRF check's 403.
 const Csrf = Type.Optional(Type.String({ maxLength: 200 }));
 const CsrfForm = Type.Object({ csrf: Csrf }, { additionalProperties: false });
+const CodeForm = Type.Object({ csrf: Csrf, code: Type.Optional(Type.String({ maxLength: 20 })) }, { additionalProperties: false });
 const PasswordForm = Type.Object(
   { csrf: Csrf, current_password: Type.Optional(Type.String({ maxLength: 1024 })), new_password: Type.Optional(Type.String({ maxLength: 1024 })) },
   { additionalProperties: false },
@@ -40,6 +42,7 @@ const notices: Record<string, string> = {
   "signed-out-others": "Your other devices were signed out.",
   "password-changed": "Your password was changed. Other devices were signed out and applications must ask again.",
   "verification-sent": "We sent a verification link to your email.",
+  "totp-off": "The authenticator app was turned off. Your recovery codes no longer work.",
 };
 
 export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -71,7 +74,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
 
   /** Renders /account; errors are rendered here rather than passed through a redirect. */
   async function renderAccount(reply: FastifyReply, account: Account, message: { notice?: string; error?: string } = {}) {
-    const [passkeys, sessions] = await Promise.all([listPasskeys(ctx.db, account.user.id), listUserSessions(ctx.db, account.user.id)]);
+    const [passkeys, sessions, mfa] = await Promise.all([listPasskeys(ctx.db, account.user.id), listUserSessions(ctx.db, account.user.id), getMfaStatus(ctx.db, account.user.id)]);
     return reply.type("text/html").send(
       renderPage("account", {
         user: account.user,
@@ -81,6 +84,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
         nonce: reply.cspNonce.script,
         recent: account.recent,
         canResendVerification: !account.user.emailVerified && emailEnabled(ctx.config),
+        mfa,
         ...message,
       }),
     );
@@ -163,6 +167,49 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     return reply.redirect("/account?notice=signed-out-others", 303);
   });
 
+  /**
+   * Two-step verification on /account (docs/two-step-verification.md): set up
+   * an authenticator app (QR code and key, then a first code turns it on and
+   * shows ten recovery codes once), turn it off, generate new recovery codes.
+   * Each needs a recent sign-in, like the other sensitive changes.
+   */
+  const actorOf = (request: FastifyRequest, userId: string) => ({ actorType: "user" as const, actorId: userId, ...where(request) });
+
+  async function renderSetup(reply: FastifyReply, account: Account, reuse: boolean, error?: string) {
+    const setup = await startTotpSetup(ctx.db, ctx.ring, account.user, ctx.config.issuer, reuse);
+    return reply.type("text/html").send(
+      renderPage("totp-setup", { csrf: account.csrf, action: "/account/totp/confirm", cancel: "/account", secret: setup.secret, qrSvg: setup.qrSvg, error }),
+    );
+  }
+
+  app.post<{ Body: Static<typeof CsrfForm> }>("/account/totp/setup", { schema: { body: CsrfForm } }, async (request, reply) => {
+    const account = await requireSignedIn(request, reply, request.body?.csrf);
+    if (reauthenticate(request, reply, account)) return reply;
+    return renderSetup(reply, account, false);
+  });
+
+  app.post<{ Body: Static<typeof CodeForm> }>("/account/totp/confirm", { schema: { body: CodeForm } }, async (request, reply) => {
+    const account = await requireSignedIn(request, reply, request.body?.csrf);
+    if (reauthenticate(request, reply, account)) return reply;
+    const codes = await confirmTotpSetup(ctx.db, ctx.ring, account.user.id, request.body.code ?? "", actorOf(request, account.user.id), ctx.config);
+    if (!codes) return renderSetup(reply.code(400), account, true, "That code is not right. Check the time on your device and try the current code.");
+    return reply.type("text/html").send(renderPage("recovery-codes", { codes, intro: "Two-step verification is on." }));
+  });
+
+  app.post<{ Body: Static<typeof CsrfForm> }>("/account/totp/disable", { schema: { body: CsrfForm } }, async (request, reply) => {
+    const account = await requireSignedIn(request, reply, request.body?.csrf);
+    if (reauthenticate(request, reply, account)) return reply;
+    await turnOffTotp(ctx.db, account.user.id, actorOf(request, account.user.id), ctx.config);
+    return reply.redirect("/account?notice=totp-off", 303);
+  });
+
+  app.post<{ Body: Static<typeof CsrfForm> }>("/account/recovery-codes", { schema: { body: CsrfForm } }, async (request, reply) => {
+    const account = await requireSignedIn(request, reply, request.body?.csrf);
+    if (reauthenticate(request, reply, account)) return reply;
+    const codes = await regenerateRecoveryCodes(ctx.db, account.user.id, actorOf(request, account.user.id));
+    return reply.type("text/html").send(renderPage("recovery-codes", { codes, intro: "New recovery codes: the old ones no longer work." }));
+  });
+
   app.post<{ Body: Static<typeof PasswordForm> }>("/account/password", { schema: { body: PasswordForm } }, async (request, reply) => {
     const account = await requireSignedIn(request, reply, request.body?.csrf);
     if (reauthenticate(request, reply, account)) return reply;
@@ -183,3 +230,4 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
     return reply.redirect("/account?notice=password-changed", 303);
   });
 }
+

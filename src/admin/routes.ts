@@ -17,6 +17,7 @@ import { isPublicAdminRoute, requiredAdminScope, scopeSatisfies } from "./scopes
 import * as S from "./schemas.ts";
 import type { Actor } from "../services/actor.ts";
 import { createUser, deleteUser, getUser, listUsers, setUserPassword, updateUser } from "../services/users.ts";
+import { resetMfa } from "../services/mfa.ts";
 import { bulkRevoke, revokeGrant, revokeSession, revokeUserGrants, revokeUserSessions } from "../services/revocation.ts";
 import { listUserGrants, listUserSessions } from "../services/access.ts";
 import { sendInvitation } from "../services/account-lifecycle.ts";
@@ -186,6 +187,17 @@ export async function adminRoutes(app: FastifyInstance, ctx: AppContext): Promis
     async (request, reply) => {
       await sendInvitation(ctx.lifecycle, request.params.id, actor(request));
       return reply.code(202).send();
+      },
+    );
+
+  // Two-step verification: the operator's reset (a user who lost their
+  // authenticator app and recovery codes); also revokes sessions and grants.
+  app.delete<{ Params: { id: string } }>(
+    "/admin/v1/users/:id/mfa",
+    { schema: { tags: ["users"], summary: "Remove the user's authenticator app and recovery codes; revoke their sessions and grants", params: S.IdParams, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      await resetMfa(db, request.params.id, actor(request), ctx.config);
+      return reply.code(204).send();
     },
   );
 

@@ -17,6 +17,7 @@ export const adminRouteScopes: Readonly<Record<string, AdminScope>> = {
   "DELETE /admin/v1/users/:id": "admin:write",
   "POST /admin/v1/users/:id/password": "admin:write",
   "POST /admin/v1/users/:id/invitation": "admin:write",
+  "DELETE /admin/v1/users/:id/mfa": "admin:write",
   "GET /admin/v1/users/:id/sessions": "admin:read",
   "DELETE /admin/v1/users/:id/sessions": "admin:revoke",
   "DELETE /admin/v1/sessions/:id": "admin:revoke",

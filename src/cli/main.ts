@@ -18,6 +18,7 @@ import { createUser, setUserPasswordByEmail } from "../services/users.ts";
 import { inviteUser } from "../services/account-lifecycle.ts";
 import { createEmailSendLimiter } from "../auth/email-send-limiter.ts";
 import { createMemoryCounterStore } from "../auth/counter-store.ts";
+import { resetMfaByEmail } from "../services/mfa.ts";
 import { createResourceServer, listResourceServers } from "../services/resource-servers.ts";
 import { cliOperator } from "../services/actor.ts";
 import { verifyAuditChain } from "../services/audit.ts";
@@ -35,6 +36,7 @@ const usage = `usage: gatehouse <command>
   users create --email E [--name N] [--role admin|editor|member] [--password-stdin]
   users set-password --email E --password-stdin
   users invite --email E [--name N] [--role admin|editor|member]
+  users reset-mfa --email E
   clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]... [--public]
                  [--grant-types authorization_code,refresh_token,client_credentials,urn:ietf:params:oauth:grant-type:device_code]
                  [--scope "openid profile email offline_access"] [--first-party]
@@ -222,6 +224,15 @@ async function run(argv: string[]): Promise<void> {
     await withRuntime(config, async ({ db }) => {
       const user = await setUserPasswordByEmail(db, config.argon2, v.email as string, password, cliOperator, config);
       print({ id: user.id, email: user.email });
+    });
+    return;
+  }
+
+  if (command === "users" && sub === "reset-mfa") {
+    const v = parse(rest, { email: { type: "string" } });
+    if (typeof v.email !== "string") throw new UsageError("users reset-mfa needs --email");
+    await withRuntime(config, async ({ db }) => {
+      print(await resetMfaByEmail(db, v.email as string, cliOperator, config));
     });
     return;
   }

@@ -17,6 +17,7 @@ export type EmailMessage =
   | { kind: "passkey-removed"; passkeyName: string }
   | { kind: "mfa-enabled" }
   | { kind: "mfa-disabled" }
+  | { kind: "recovery-code-used"; left: number }
   | { kind: "registration-attempt"; link: string /* a sign-in or reset link for the owner */ };
 
 export type EmailKind = EmailMessage["kind"];
@@ -98,6 +99,16 @@ function templateOf(message: EmailMessage, name: string, issuer: string): Templa
       return {
         subject: `Two-step verification was turned off for your ${name} account`,
         paragraphs: [`Two-step verification was turned off for your ${name} account: signing in with a password no longer asks for a code.`, notYou],
+        action: account,
+      };
+    case "recovery-code-used":
+      return {
+        subject: `A recovery code was used to sign in to your ${name} account`,
+        paragraphs: [
+          `One of your recovery codes was just used to sign in to your ${name} account instead of a code from your authenticator app. ` +
+            `${message.left === 1 ? "1 unused code is" : `${message.left} unused codes are`} left; you can generate new ones on your account page.`,
+          notYou,
+        ],
         action: account,
       };
     case "registration-attempt":

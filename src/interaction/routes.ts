@@ -11,6 +11,7 @@ import { renderPage } from "../views.ts";
 import { Type, type Static } from "@sinclair/typebox";
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import { signInWithPasskey, signInWithPassword } from "../services/sign-in.ts";
+import { expiredForm, secondFactorStep } from "./second-factor.ts";
 import { scopeDescriptions } from "../scopes.ts";
 import { describeResourceScopes } from "../services/resource-servers.ts";
 import { AppError } from "../errors.ts";
@@ -76,7 +77,9 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     );
   }
 
-  app.get<{ Params: Params }>("/interaction/:uid", async (request, reply) => {
+  const secondStep = secondFactorStep(app, ctx, details);
+
+  app.get<{ Params: Params; Querystring: { recovery?: string } }>("/interaction/:uid", async (request, reply) => {
     const { provider, interaction, client } = await details(request, reply);
     const uid = interaction.uid;
     if (interaction.prompt.name === "login") {
@@ -97,10 +100,12 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
             clientId: client.clientId,
             data: { method: "email_link" },
           });
-          const to = await provider.interactionResult(request.raw, reply.raw, { login: { accountId: taken.userId, amr: taken.amr } }, { mergeWithLastSubmission: false });
-          return reply.redirect(to, 303);
+          // The link proved the mailbox, not the second factor: a user with
+          // an authenticator app (or under MFA=required) still goes through it.
+          return reply.redirect(await secondStep.afterFirstFactor(request, reply, interaction, taken.userId, taken.amr), 303);
         }
       }
+      if (await secondStep.renderPending(request, reply, interaction, client.clientName, request.query.recovery === "1")) return reply;
       // login_hint (OpenID Connect Core 1.0 section 3.1.2.1) fills in the email, e.g. when /account asks to sign in again.
       const hint = interaction.params.login_hint;
       return renderSignIn(reply, uid, client.clientName, typeof hint === "string" ? { email: hint.slice(0, 320) } : {});
@@ -136,21 +141,13 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
 
   app.post<{ Params: Params; Body: Static<typeof LoginBody> }>("/interaction/:uid/login", { schema: { body: LoginBody } }, async (request, reply) => {
     const { provider, interaction, client } = await details(request, reply);
-    if (!csrf.verify(interaction.uid, request.body?.csrf)) throw new AppError("forbidden", "The form has expired or did not come from this site. Go back and try again.");
+    if (!csrf.verify(interaction.uid, request.body?.csrf)) throw new AppError("forbidden", expiredForm);
     if (interaction.prompt.name !== "login") throw new AppError("invalid_request", "This sign-in step is already done.");
     const email = request.body.email ?? "";
     const password = request.body.password ?? "";
 
     const result = await signInWithPassword(ctx.signIn, { email, password, ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId });
-    if (result.ok) {
-      const to = await provider.interactionResult(
-        request.raw,
-        reply.raw,
-        { login: { accountId: result.user.id, amr: ["pwd"] } },
-        { mergeWithLastSubmission: false },
-      );
-      return reply.redirect(to, 303);
-    }
+    if (result.ok) return reply.redirect(await secondStep.afterFirstFactor(request, reply, interaction, result.user.id, result.amr), 303);
     if (result.reason === "busy") {
       reply.code(503).header("retry-after", String(result.retryAfterSeconds));
       return renderSignIn(reply, interaction.uid, client.clientName, { email, error: "The server is busy. Try again in a moment." });
@@ -197,13 +194,12 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     });
     if (!result.ok && result.reason === "invalid_credentials") throw new AppError("invalid_request", "This passkey could not be used to sign in.");
     if (!result.ok) return tooMany(reply, result.retryAfterSeconds);
-    const redirectTo = await provider.interactionResult(request.raw, reply.raw, { login: { accountId: result.user.id, amr: result.amr } }, { mergeWithLastSubmission: false });
-    return { redirectTo };
+    return { redirectTo: await secondStep.afterFirstFactor(request, reply, interaction, result.user.id, result.amr) };
   });
 
   app.post<{ Params: Params; Body: Static<typeof ConsentBody> }>("/interaction/:uid/consent", { schema: { body: ConsentBody } }, async (request, reply) => {
     const { provider, interaction } = await details(request, reply);
-    if (!csrf.verify(interaction.uid, request.body?.csrf)) throw new AppError("forbidden", "The form has expired or did not come from this site. Go back and try again.");
+    if (!csrf.verify(interaction.uid, request.body?.csrf)) throw new AppError("forbidden", expiredForm);
     if (interaction.prompt.name !== "consent") throw new AppError("invalid_request", "This consent step is already done.");
     if (request.body.decision !== "allow") {
       const to = await provider.interactionResult(

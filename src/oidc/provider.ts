@@ -17,7 +17,7 @@ import { renderErrorPage, renderPage } from "../views.ts";
 import { accountClient } from "./account-client.ts";
 import { builtInScopes } from "../scopes.ts";
 import { audienceStillRegistered, introspectionClientsOf, resourceIndicatorsFeature } from "./resource-indicators.ts";
-import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, tokenSigningAlgs } from "../protocol.ts";
+import { clientAssertionSigningAlgs, clientAuthMethods, defaultTokenSigningAlg, dpopSigningAlgs, mfaAcr, singleFactorAcr, tokenSigningAlgs } from "../protocol.ts";
 import { processOfflineAccessByConsentPolicy } from "./offline-access.ts";
 import { refetchClientKeysOnFailure } from "./client-keys.ts";
 import { deviceConfirmationCheck, deviceFlowFeature, deviceGrantNotAllowedAsUnauthorizedClient, markAcceptedUserCode } from "./device-flow.ts";
@@ -28,9 +28,20 @@ import { deviceConfirmationCheck, deviceFlowFeature, deviceGrantNotAllowedAsUnau
  * consent checks without an account; and one consent check: every device
  * sign-in is confirmed (oidc/device-flow.ts).
  */
-function createInteractionPolicy() {
+function createInteractionPolicy(mfa: Config["mfa"]) {
   const policy = interactionPolicy.base();
   const login = policy.get("login")!;
+  // Two factors when the client asks with acr_values=urn:gatehouse:mfa
+  // (OpenID Connect Core 1.0 section 3.1.2.1: Gatehouse honours this voluntary
+  // request) or MFA=required: a session signed in with one factor signs in
+  // again with a second (interaction/second-factor.ts asks only for the missing one).
+  login.checks.add(
+    new interactionPolicy.Check(mfaRequiredReason, "Two-step verification is required", (ctx) => {
+      if (!ctx.oidc.session?.accountId || ctx.oidc.acr === mfaAcr) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const asked = String(ctx.oidc.params?.acr_values ?? "").split(" ").includes(mfaAcr);
+      return asked || mfa === "required" ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
   login.checks.add(
     new interactionPolicy.Check("account_unavailable", "End-User authentication is required", (ctx) =>
       ctx.oidc.session?.accountId && !ctx.oidc.account ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT,
@@ -40,6 +51,9 @@ function createInteractionPolicy() {
   policy.get("consent")!.checks.add(deviceConfirmationCheck());
   return policy;
 }
+
+/** The login prompt's reason when only the second factor is missing. */
+export const mfaRequiredReason = "mfa_required";
 
 const authenticatedClient = Symbol("gatehouse.authenticatedClient");
 
@@ -128,7 +142,13 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       short: cookie,
       ...(secure && { names: { session: "__Host-session", interaction: "_interaction", resume: "_interaction_resume" } }),
     },
-    claims: { ...claimsByScope } as unknown as Configuration["claims"],
+    // What the ID token's acr can say (services/mfa.ts, docs/two-step-verification.md).
+    acrValues: [singleFactorAcr, mfaAcr],
+    // acr and amr (how the user signed in) in every ID token: oidc-provider
+    // puts a claim in it only when a granted scope names it (or the request
+    // asks for it), so the openid scope names them. findAccount does not
+    // return them, so userinfo never carries them.
+    claims: { ...claimsByScope, openid: [...claimsByScope.openid, "acr", "amr"] } as unknown as Configuration["claims"],
     scopes: [...builtInScopes],
     // Scope claims (email, name, role) go in the ID token too, not only userinfo.
     conformIdTokenClaims: false,
@@ -220,7 +240,7 @@ export function createProvider({ config, db, clients, storedIds, keys, cookieKey
       if (config.outboundAllowPrivate) delete (options as { dispatcher?: unknown }).dispatcher;
       return fetch(url, options);
     },
-    interactions: { policy: createInteractionPolicy(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy: createInteractionPolicy(config.mfa), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     // An error page without details of unexpected errors: oidc-provider puts
     // only OAuth error codes and descriptions in `out`; server errors are
     // logged through its server_error event (see events.ts).

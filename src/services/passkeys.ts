@@ -159,7 +159,7 @@ export async function startPasskeyAuthentication(db: Database, rp: RelyingParty,
 }
 
 export type PasskeyCeremony =
-  | { ok: true; user: UserRow; userVerified: boolean; passkeyId: string }
+  | { ok: true; user: UserRow; userVerified: boolean; passkeyId: string; deviceType: string }
   /** `user` when the credential named one: its failures count against that account. */
   | { ok: false; reason: string; user?: Pick<UserRow, "id" | "email"> };
 
@@ -211,7 +211,7 @@ export async function finishPasskeyAuthentication(
   }
   if (owner.disabled) return { ok: false, reason: "disabled", user: owner };
   if (!(await updatePasskeyCounter(db, passkey.id, passkey.counter, result.newCounter))) return { ok: false, reason: "counter_not_increased", user: owner };
-  return { ok: true, user: owner, userVerified: result.userVerified, passkeyId: passkey.id };
+  return { ok: true, user: owner, userVerified: result.userVerified, passkeyId: passkey.id, deviceType: passkey.deviceType };
 }
 
 /**

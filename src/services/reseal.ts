@@ -3,8 +3,8 @@
  * with the master key ring is listed here once, as a table, a column and the
  * context its value is bound to. `gatehouse keys reseal` re-encrypts each
  * with the newest master key, and start-up refuses a value sealed with a
- * master key that is no longer configured. A new sealed column (TOTP
- * secrets, ...) is one more entry in `sealedColumns`.
+ * master key that is no longer configured. A new sealed column is one more
+ * entry in `sealedColumns`.
  */
 import { decodeProtectedHeader } from "jose";
 import type { Database } from "../db/transaction.ts";
@@ -13,6 +13,8 @@ import { pageSealedSigningKeys, replaceSealedSigningKey } from "../db/signing-ke
 import { pageSealedClientSecrets, replaceSealedClientSecret } from "../db/clients.ts";
 import { privateJwkContext } from "../oidc/keys.ts";
 import { clientSecretContext } from "../oidc/client-store.ts";
+import { pageSealedTotpSecrets, replaceSealedTotpSecret } from "../db/mfa.ts";
+import { totpSecretContext } from "./mfa.ts";
 import { AuditChainError, recordAuditEvent, rekeyAuditChain, verifyAuditChain } from "./audit.ts";
 import type { Actor } from "./actor.ts";
 
@@ -37,6 +39,7 @@ export const sealedColumns: readonly SealedColumn[] = [
     page: (db, after, limit) => pageSealedClientSecrets(db, after, limit),
     replace: (db, id, from, to) => replaceSealedClientSecret(db, id, from, to),
   },
+  { name: "UserTotp.secretSealed", context: totpSecretContext, page: pageSealedTotpSecrets, replace: replaceSealedTotpSecret },
 ];
 
 const pageSize = 200;

@@ -9,7 +9,7 @@
 import { createHmac } from "node:crypto";
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import type { Database } from "../db/database.ts";
-import { findUserByEmail, type UserRow } from "../db/users.ts";
+import { findUserByEmail, findUserById, type UserRow } from "../db/users.ts";
 import { dummyPasswordHash, verifyPassword, type Argon2Params } from "../auth/passwords.ts";
 import { SemaphoreFullError } from "../auth/semaphore.ts";
 import type { RelyingParty } from "../auth/passkeys.ts";
@@ -17,8 +17,12 @@ import type { StoredIds } from "../crypto/stored-ids.ts";
 import type { Reservation, SignInLimiter } from "../auth/sign-in-limiter.ts";
 import { finishPasskeyAuthentication } from "./passkeys.ts";
 import { recordAuditEvent } from "./audit.ts";
+import type { MasterKeyRing } from "../crypto/master-keys.ts";
+import { checkRecoveryCode, checkTotpCode } from "./mfa.ts";
+import { withSecondFactor } from "../protocol.ts";
+import type { Config } from "../config.ts";
 
-export type SignInMethod = "password" | "passkey";
+export type SignInMethod = "password" | "passkey" | "totp" | "recovery_code";
 export type SignInOutcome = "success" | "failure" | "locked" | "busy";
 
 export interface SignInDeps {
@@ -29,6 +33,8 @@ export interface SignInDeps {
   emailHashKey: string;
   /** Counts outcomes for /metrics. */
   onOutcome?: (method: SignInMethod, outcome: SignInOutcome) => void;
+  /** For the email sent when a recovery code is used; without it, none is. */
+  config?: Config;
 }
 
 /** Where an attempt comes from, for limits and audit. */
@@ -84,9 +90,9 @@ export function hashAuditEmail(key: string, email: string): string {
  * then release on success or keep the failure counted, audit, count for
  * metrics and wait the growing delay. `account` is the normalised email when
  * the attempt names one up front; otherwise the account the verification
- * names is reserved once known. A later check of a secret (a second factor)
- * belongs here too, as a third `method` with its own `verify`; outside
- * sign-in (the password change) the same limiter.reserve / release applies.
+ * names is reserved once known. The second factor is one more `method`
+ * with its own `verify` (verifySecondFactor); outside sign-in (the password
+ * change) the same limiter.reserve / release applies.
  */
 async function attemptSignIn(
   deps: SignInDeps,
@@ -182,7 +188,43 @@ export async function signInWithPasskey(deps: SignInDeps, attempt: PasskeyAttemp
   return attemptSignIn(deps, "passkey", attempt, undefined, async () => {
     const ceremony = await finishPasskeyAuthentication(deps.db, attempt.rp, attempt.storedIds, attempt.interactionUid, { challengeId: attempt.challengeId, response: attempt.response }, attempt.log);
     if (!ceremony.ok) return ceremony;
-    // RFC 8176: "pop" for the proof of possession of a key, "user" when the authenticator verified the user.
-    return { ok: true, user: ceremony.user, amr: ceremony.userVerified ? ["pop", "user"] : ["pop"], data: { passkey_id: ceremony.passkeyId } };
+    // RFC 8176: "swk" for a synced (multi-device) passkey, whose key lives in
+    // software; "hwk" for a device-bound one. User verification (a PIN or
+    // biometric on the authenticator) makes it a second factor: "mfa".
+    const key = ceremony.deviceType === "multiDevice" ? "swk" : "hwk";
+    return { ok: true, user: ceremony.user, amr: ceremony.userVerified ? [key, "mfa"] : [key], data: { passkey_id: ceremony.passkeyId } };
+  });
+}
+
+export interface SecondFactorAttempt extends SignInContext {
+  ring: MasterKeyRing;
+  /** The user the first factor named (its password or passkey was right). */
+  user: UserRow;
+  /** The amr (RFC 8176) of the first factor. */
+  firstAmr: readonly string[];
+  kind: "totp" | "recovery_code";
+  code: string;
+}
+
+/**
+ * The second step of a sign-in: a code from the authenticator app or a
+ * recovery code, through the same limits as a password (reserved against the
+ * account before the code is checked, released on success), so wrong codes
+ * lock the account like wrong passwords do. A TOTP code is accepted once
+ * (RFC 6238 section 5.2); a recovery code once.
+ */
+export async function verifySecondFactor(deps: SignInDeps, attempt: SecondFactorAttempt): Promise<SignInResult> {
+  const { user } = attempt;
+  return attemptSignIn(deps, attempt.kind, attempt, user.email, async () => {
+    const current = await findUserById(deps.db, user.id);
+    if (!current || current.disabled) return { ok: false, reason: "disabled", user };
+    const amr = withSecondFactor(attempt.firstAmr);
+    if (attempt.kind === "totp") {
+      const checked = await checkTotpCode(deps.db, attempt.ring, user.id, attempt.code);
+      return checked === "ok" ? { ok: true, user: current, amr } : { ok: false, reason: checked, user };
+    }
+    const used = await checkRecoveryCode(deps.db, user.id, attempt.code, { actorType: "user", actorId: user.id, ip: attempt.ip, userAgent: attempt.userAgent, clientId: attempt.clientId }, deps.config);
+    if (!used.ok) return { ok: false, reason: used.reason, user };
+    return { ok: true, user: current, amr, data: { recovery_codes_left: used.left } };
   });
 }

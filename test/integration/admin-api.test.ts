@@ -21,6 +21,7 @@ import { createResourceServer } from "../../src/services/resource-servers.ts";
 import { systemActor } from "../../src/services/actor.ts";
 import { verifyPassword } from "../../src/auth/passwords.ts";
 import { providers } from "../helpers/databases.ts";
+import { turnOnTotp } from "../helpers/mfa.ts";
 import { runCli } from "../helpers/processes.ts";
 import { startApp, strongPassword, uniqueEmail, type RunningApp } from "../helpers/http-flow.ts";
 import {
@@ -361,6 +362,24 @@ function routeCases(h: Harness): RouteCase[] {
         };
       },
       unknown: () => withId("/admin/v1/users/:id/sessions", unknownId()),
+    },
+    {
+      key: "DELETE /admin/v1/users/:id/mfa",
+      status: 204,
+      audit: "mfa.reset",
+      async prepare() {
+        const s = await signIn(running);
+        await turnOnTotp(running, s.user);
+        return {
+          path: withId("/admin/v1/users/:id/mfa", s.user.id),
+          async verify(t) {
+            t.equal(await running.db.prisma.userTotp.count({ where: { userId: s.user.id } }), 0, "the authenticator app is removed");
+            t.equal(await running.db.prisma.recoveryCode.count({ where: { userId: s.user.id } }), 0, "and the recovery codes");
+            t.equal(await rowsOfAccount(s.user.id, ["Session", "Grant"]), 0, "the user's sessions and grants are revoked");
+          },
+        };
+      },
+      unknown: () => withId("/admin/v1/users/:id/mfa", unknownId()),
     },
     {
       key: "DELETE /admin/v1/sessions/:id",

@@ -32,6 +32,7 @@ const specRoutes: Record<string, AdminScope> = {
   "DELETE /admin/v1/users/:id": "admin:write",
   "POST /admin/v1/users/:id/password": "admin:write",
   "POST /admin/v1/users/:id/invitation": "admin:write",
+  "DELETE /admin/v1/users/:id/mfa": "admin:write",
   "GET /admin/v1/users/:id/sessions": "admin:read",
   "DELETE /admin/v1/users/:id/sessions": "admin:revoke",
   "DELETE /admin/v1/sessions/:id": "admin:revoke",
@@ -83,6 +84,7 @@ t.test("every entry follows the rule: GET reads, session/grant DELETEs and bulk 
   t.equal(adminRouteScopes["DELETE /admin/v1/passkeys/:id"], "admin:write", "removing a passkey is a change, not a revocation");
   t.equal(adminRouteScopes["DELETE /admin/v1/users/:id"], "admin:write", "deleting a user (which also revokes) needs admin:write");
   t.equal(adminRouteScopes["POST /admin/v1/users/:id/password"], "admin:write", "setting a password (which also revokes) needs admin:write");
+  t.equal(adminRouteScopes["DELETE /admin/v1/users/:id/mfa"], "admin:write", "resetting two-step verification (which also revokes) needs admin:write");
 });
 
 t.test("the only public route is the OpenAPI document, and it is not in the scope table", async (t) => {

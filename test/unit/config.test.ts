@@ -22,6 +22,8 @@ t.test("defaults are those documented in .env.example", async (t) => {
   t.equal(c.keyRotationInterval, 90 * 86400);
   t.equal(c.keysPollInterval, 5);
   t.equal(c.trustProxy, false);
+  t.equal(c.mfa, "optional");
+  t.equal(loadConfig({ MFA: "required" }).mfa, "required");
   t.ok(Object.isFrozen(c), "the config is frozen");
 });
 
@@ -67,6 +69,7 @@ const invalid: [string, Record<string, string>, RegExp][] = [
   ["a short cookie secret", { COOKIE_SECRETS: "short" }, /COOKIE_SECRETS/],
   ["an unknown LOG_LEVEL", { LOG_LEVEL: "loud" }, /LOG_LEVEL/],
   ["an unknown REGISTRATION", { REGISTRATION: "public" }, /REGISTRATION/],
+  ["an MFA other than optional or required", { MFA: "always" }, /^invalid configuration: MFA must be optional or required \(got "always"\)$/],
   ["a REDIS_URL of another scheme", { REDIS_URL: "http://cache" }, /REDIS_URL/],
   ["a TRUST_PROXY it cannot read", { TRUST_PROXY: "maybe" }, /TRUST_PROXY/],
   ["a TRUST_PROXY hop count (Fastify cannot check the peer with one)", { TRUST_PROXY: "1" }, /TRUST_PROXY must be true, false, or the proxies' addresses/],

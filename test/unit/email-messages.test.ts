@@ -22,6 +22,7 @@ t.test("every message renders a subject, a text part and an HTML part with the i
     { kind: "passkey-removed", passkeyName: "YubiKey" },
     { kind: "mfa-enabled" },
     { kind: "mfa-disabled" },
+    { kind: "recovery-code-used", left: 9 },
     { kind: "registration-attempt", link },
   ];
   const subjects = new Set<string>();
