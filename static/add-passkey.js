@@ -1,5 +1,8 @@
-// The account page's "Add a passkey" button: a WebAuthn registration ceremony
-// with @simplewebauthn/browser, verified and stored by the server.
+// The "Add a passkey" button of /account and of an invitation: a WebAuthn
+// registration ceremony with @simplewebauthn/browser, verified and stored by
+// the server. The button names its endpoints (data-base: POST base/options,
+// then POST base) and its CSRF token; the server says where to go next
+// (redirectTo), /account by default.
 (function () {
   "use strict";
   var button = document.getElementById("add-passkey");
@@ -15,7 +18,7 @@
       body: JSON.stringify(body || {}),
     }).then(function (res) {
       return res.json().then(function (json) {
-        // The last sign-in is too old for this change: sign in again, then come back.
+        // (/account) The last sign-in is too old for this change: sign in again, then come back.
         if (res.status === 401 && json.location) {
           window.location.assign(json.location);
           return new Promise(function () {});
@@ -29,15 +32,16 @@
   button.addEventListener("click", function () {
     errorBox.hidden = true;
     button.disabled = true;
-    post("/account/passkeys/options")
+    var base = button.dataset.base;
+    post(base + "/options")
       .then(function (start) {
         return webauthn.startRegistration({ optionsJSON: start.options }).then(function (response) {
-          return post("/account/passkeys", { challengeId: start.challengeId, response: response });
+          return post(base, { challengeId: start.challengeId, response: response });
         });
       })
       .then(
-        function () {
-          window.location.assign("/account");
+        function (done) {
+          window.location.assign((done && done.redirectTo) || "/account");
         },
         function (error) {
           errorBox.textContent = error && error.name === "NotAllowedError" ? "The passkey was not created." : error.message;
