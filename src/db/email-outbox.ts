@@ -30,15 +30,8 @@ export interface EmailOutboxRow {
   sentAt: Date | null;
 }
 
-export interface NewEmail {
-  id: string;
-  to: string;
-  userId: string | null;
-  kind: string;
-  subject: string;
-  text: string;
-  html: string;
-}
+/** What queueing a message writes; the rest of the row is the queue's state. */
+export type NewEmail = Pick<EmailOutboxRow, "id" | "to" | "userId" | "kind" | "subject" | "text" | "html">;
 
 /** Queues a message, due at once; inside the caller's transaction when given a Tx. */
 export async function insertEmail(db: Queryable, email: NewEmail, now = new Date()): Promise<void> {
