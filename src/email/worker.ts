@@ -17,7 +17,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
 import type { FastifyBaseLogger } from "fastify";
 import type { Config } from "../config.ts";
 import { transaction, type Database } from "../db/transaction.ts";
@@ -94,8 +94,20 @@ function mailOf(config: Config, row: EmailOutboxRow) {
   };
 }
 
+/**
+ * A nodemailer transport made when the first message is sent: nodemailer
+ * (about 15 MiB resident) is not loaded by an instance that sends nothing.
+ */
+function lazyTransport(options: Parameters<typeof import("nodemailer").createTransport>[0]) {
+  let made: Promise<Transporter> | undefined;
+  return {
+    get: () => (made ??= import("nodemailer").then(({ default: nodemailer }) => nodemailer.createTransport(options))),
+    close: () => void made?.then((transport) => transport.close()),
+  };
+}
+
 function smtpSender(config: Config, url: string): Sender {
-  const transport = nodemailer.createTransport({
+  const transport = lazyTransport({
     pool: true,
     url,
     maxConnections: 2,
@@ -107,17 +119,17 @@ function smtpSender(config: Config, url: string): Sender {
   });
   return {
     async send(row) {
-      await transport.sendMail(mailOf(config, row));
+      await (await transport.get()).sendMail(mailOf(config, row));
     },
-    close: () => transport.close(),
+    close: transport.close,
   };
 }
 
 function filesSender(config: Config, log: FastifyBaseLogger): Sender {
-  const composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" });
+  const composer = lazyTransport({ streamTransport: true, buffer: true, newline: "unix" });
   return {
     async send(row) {
-      const info = await composer.sendMail(mailOf(config, row));
+      const info = await (await composer.get()).sendMail(mailOf(config, row));
       await mkdir(config.email.outboxDir, { recursive: true, mode: 0o700 });
       // The id is a UUID we made: no path can come from the message.
       const file = join(config.email.outboxDir, `${row.id}.eml`);

@@ -6,7 +6,6 @@
  * sign-in goes through the sign-in policy (services/sign-in.ts).
  */
 import { randomUUID } from "node:crypto";
-import QRCode from "qrcode";
 import { transaction, type Database } from "../db/transaction.ts";
 import { sealContext, type MasterKeyRing } from "../crypto/master-keys.ts";
 import {
@@ -77,6 +76,8 @@ export async function startTotpSetup(db: Database, ring: MasterKeyRing, user: { 
   }
   const issuerName = new URL(issuer).host;
   const uri = totpUri(secret, user.email, issuerName);
+  // Loaded on first use: most processes never draw a QR code.
+  const { default: QRCode } = await import("qrcode");
   const qrSvg = await QRCode.toString(uri, { type: "svg", errorCorrectionLevel: "M", margin: 2 });
   return { secret, uri, qrSvg };
 }
