@@ -91,7 +91,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
         const taken = await takeSignInTicket(ctx.lifecycle, ticket);
         if (taken) {
           await recordAuditEvent(ctx.db, {
-            type: "sign_in.succeeded",
+            type: (await secondStep.isDue(interaction, taken.userId, taken.amr)) ? "sign_in.first_factor" : "sign_in.succeeded",
             actorType: "user",
             actorId: taken.userId,
             userId: taken.userId,
@@ -146,7 +146,14 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
     const email = request.body.email ?? "";
     const password = request.body.password ?? "";
 
-    const result = await signInWithPassword(ctx.signIn, { email, password, ip: request.ip, userAgent: request.headers["user-agent"], clientId: client.clientId });
+    const result = await signInWithPassword(ctx.signIn, {
+      email,
+      password,
+      ip: request.ip,
+      userAgent: request.headers["user-agent"],
+      clientId: client.clientId,
+      secondFactorDue: (user, amr) => secondStep.isDue(interaction, user.id, amr),
+    });
     if (result.ok) return reply.redirect(await secondStep.afterFirstFactor(request, reply, interaction, result.user.id, result.amr), 303);
     if (result.reason === "busy") {
       reply.code(503).header("retry-after", String(result.retryAfterSeconds));
@@ -191,6 +198,7 @@ export async function interactionRoutes(app: FastifyInstance, ctx: AppContext): 
       userAgent: request.headers["user-agent"],
       clientId: client.clientId,
       log: request.log,
+      secondFactorDue: (user, amr) => secondStep.isDue(interaction, user.id, amr),
     });
     if (!result.ok && result.reason === "invalid_credentials") throw new AppError("invalid_request", "This passkey could not be used to sign in.");
     if (!result.ok) return tooMany(reply, result.retryAfterSeconds);

@@ -67,6 +67,8 @@ export interface SecondFactorStep {
    * otherwise the login finished. Returns where to send the browser.
    */
   afterFirstFactor(request: FastifyRequest, reply: FastifyReply, interaction: Interaction, accountId: string, amr: string[]): Promise<string>;
+  /** Whether afterFirstFactor will ask for a second factor, for the audit of the first (SignInContext.secondFactorDue). */
+  isDue(interaction: Interaction, accountId: string, amr: string[]): Promise<boolean>;
   /** For GET /interaction/{uid} at the login prompt: renders the pending second step (or starts a step-up) and says whether it did. */
   renderPending(request: FastifyRequest, reply: FastifyReply, interaction: Interaction, clientName: string | undefined, recovery: boolean): Promise<boolean>;
 }
@@ -97,14 +99,19 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     );
   }
 
+  /** undefined when no second factor is due; otherwise whether the user has an authenticator app to ask. */
+  async function secondFactorOf(interaction: Interaction, accountId: string, amr: string[]): Promise<{ hasTotp: boolean } | undefined> {
+    if (amr.includes("mfa")) return undefined;
+    const hasTotp = await hasConfirmedTotp(ctx.db, accountId);
+    const asked = String(interaction.params.acr_values ?? "").split(" ").includes(mfaAcr);
+    return hasTotp || asked || ctx.config.mfa === "required" ? { hasTotp } : undefined;
+  }
+
   async function afterFirstFactor(request: FastifyRequest, reply: FastifyReply, interaction: Interaction, accountId: string, amr: string[]): Promise<string> {
-    if (!amr.includes("mfa")) {
-      const hasTotp = await hasConfirmedTotp(ctx.db, accountId);
-      const asked = String(interaction.params.acr_values ?? "").split(" ").includes(mfaAcr);
-      if (hasTotp || asked || ctx.config.mfa === "required") {
-        await savePending(interaction, { accountId, amr, at: Math.floor(Date.now() / 1000), ...(!hasTotp && { setup: true }) });
-        return `/interaction/${interaction.uid}`;
-      }
+    const due = await secondFactorOf(interaction, accountId, amr);
+    if (due) {
+      await savePending(interaction, { accountId, amr, at: Math.floor(Date.now() / 1000), ...(!due.hasTotp && { setup: true }) });
+      return `/interaction/${interaction.uid}`;
     }
     return finishLogin(request, reply, accountId, amr);
   }
@@ -213,5 +220,6 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     return reply.redirect(await finishLogin(request, reply, pending.accountId, pending.amr, pending.ts), 303);
   });
 
-  return { afterFirstFactor, renderPending };
+  const isDue = async (interaction: Interaction, accountId: string, amr: string[]) => (await secondFactorOf(interaction, accountId, amr)) !== undefined;
+  return { afterFirstFactor, isDue, renderPending };
 }

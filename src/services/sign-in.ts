@@ -23,7 +23,8 @@ import { withSecondFactor } from "../protocol.ts";
 import type { Config } from "../config.ts";
 
 export type SignInMethod = "password" | "passkey" | "totp" | "recovery_code";
-export type SignInOutcome = "success" | "failure" | "locked" | "busy";
+/** first_factor: right, with a second factor still due (a `sign_in.first_factor` event, not a sign-in yet). */
+export type SignInOutcome = "success" | "first_factor" | "failure" | "locked" | "busy";
 
 export interface SignInDeps {
   db: Database;
@@ -42,6 +43,12 @@ export interface SignInContext {
   ip: string;
   userAgent?: string;
   clientId?: string;
+  /**
+   * Whether a right first factor still needs a second (two-step
+   * verification, interaction/second-factor.ts): then it is audited as
+   * `sign_in.first_factor`, and only the second step as `sign_in.succeeded`.
+   */
+  secondFactorDue?: (user: Pick<UserRow, "id">, amr: string[]) => Promise<boolean>;
 }
 
 export interface PasswordAttempt extends SignInContext {
@@ -143,8 +150,16 @@ async function attemptSignIn(
   if (verified.ok) {
     await reservation.release();
     const { user } = verified;
-    await recordAuditEvent(db, { type: "sign_in.succeeded", actorType: "user", actorId: user.id, userId: user.id, ...where, data: { method, ...verified.data } });
-    deps.onOutcome?.(method, "success");
+    const firstOnly = (await context.secondFactorDue?.(user, verified.amr)) === true;
+    await recordAuditEvent(db, {
+      type: firstOnly ? "sign_in.first_factor" : "sign_in.succeeded",
+      actorType: "user",
+      actorId: user.id,
+      userId: user.id,
+      ...where,
+      data: { method, ...verified.data },
+    });
+    deps.onOutcome?.(method, firstOnly ? "first_factor" : "success");
     return { ok: true, user, amr: verified.amr };
   }
 

@@ -78,6 +78,9 @@ t.test("a password reset link does not get past the second step", async (t) => {
   const probe = last(await new Browser(running.url).follow("/account"));
   t.not(probe.url.pathname, "/account", "(another browser is not signed in either)");
 
+  const events = await running.db.prisma.auditEvent.findMany({ where: { userId: user.id, type: { startsWith: "sign_in." } }, orderBy: { seq: "asc" } });
+  t.same(events.map((e) => [e.type, (JSON.parse(e.data) as { method?: string }).method]), [["sign_in.first_factor", "email_link"]], "the link is audited as a first factor, not a sign-in");
+
   const step = await freshStep();
   const signedIn = last(await browser.submit(end, { code: totp.code(step) }));
   t.equal(signedIn.url.pathname, "/account", "the code completes the sign-in");

@@ -103,8 +103,15 @@ t.test("with an authenticator app: the password, then the authentication code; t
   const claims = await idTokenClaims(flow, done);
   t.equal(claims.acr, mfaAcr);
   t.same(claims.amr, ["pwd", "otp", "mfa"]);
-  const succeeded = await running.db.prisma.auditEvent.findMany({ where: { userId: user.id, type: "sign_in.succeeded" } });
-  t.same(succeeded.map((e) => (JSON.parse(e.data) as { method: string }).method), ["password", "totp"], "both steps audited");
+  const steps = await running.db.prisma.auditEvent.findMany({ where: { userId: user.id, type: { in: ["sign_in.first_factor", "sign_in.succeeded"] } }, orderBy: { seq: "asc" } });
+  t.same(
+    steps.map((e) => [e.type, (JSON.parse(e.data) as { method: string }).method]),
+    [
+      ["sign_in.first_factor", "password"],
+      ["sign_in.succeeded", "totp"],
+    ],
+    "both steps audited; only the second is a sign-in",
+  );
 
   await t.test("a code is accepted once: the same code in a new sign-in is refused", async (t) => {
     const browser2 = new Browser(running.url);
