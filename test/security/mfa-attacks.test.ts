@@ -1,0 +1,56 @@
+/**
+ * Attacks on two-step verification (docs/two-step-verification.md) over HTTP,
+ * against a listening server: each test is one attack and asserts the secure
+ * behaviour.
+ */
+import t from "tap";
+import { Browser, authorizationUrl, csrfToken, isSignInPage, last, makeClient, makeUser, startApp } from "../helpers/http-flow.ts";
+import { isTotpSetupPage, shownSecret } from "../helpers/mfa.ts";
+import { mfaAcr } from "../../src/services/mfa.ts";
+
+const running = await startApp(t, { env: { SIGNIN_MAX_FAILURES_PER_IP: "1000" } });
+const client = await makeClient(running, { name: "Attack app", firstParty: true });
+
+/**
+ * Attack: the set-up during sign-in shows the unconfirmed key already stored
+ * for the user (startTotpSetup(..., reuse = true) on the first render), even
+ * when that key was started by someone else on /account.
+ *
+ * 1. The victim, signed in, presses "Set up authenticator app" on /account:
+ *    a key K is stored unconfirmed and shown to the victim as a QR code.
+ * 2. The attacker, who knows only the password, starts a sign-in with
+ *    acr_values=urn:gatehouse:mfa (or under MFA=required), and is sent to the
+ *    set-up page: it shows the same key K.
+ * 3. The attacker does nothing more; the victim types a code and turns K on.
+ *    The attacker now holds the password and the TOTP key: two-step
+ *    verification protects nothing, and no email or audit event tells anyone
+ *    that the key was seen by a second party.
+ *
+ * Secure behaviour: a key is shown to one set-up only. The sign-in set-up
+ * makes its own new key (which supersedes the victim's unconfirmed one, so
+ * the victim's confirmation then fails visibly) and reuses only the key it
+ * made itself, e.g. remembered in the pending state of the interaction.
+ */
+t.test("the sign-in set-up never shows a key started by another set-up (on /account)", async (t) => {
+  const victim = await makeUser(running);
+
+  // 1. The victim starts the set-up on /account.
+  const victimBrowser = new Browser(running.url);
+  const signInPage = last(await victimBrowser.follow("/account"));
+  t.ok(isSignInPage(signInPage.body), "the sign-in page");
+  const account = last(await victimBrowser.submit(signInPage, { email: victim.email, password: victim.password }));
+  t.equal(account.url.pathname, "/account");
+  const setup = await victimBrowser.request("/account/totp/setup", { form: { csrf: csrfToken(account.body) } });
+  t.equal(setup.status, 200);
+  t.ok(isTotpSetupPage(setup.body), "the victim sees the set-up page");
+  const victimKey = shownSecret(setup.body);
+
+  // 2. The attacker signs in with the password, asking for two factors.
+  const attacker = new Browser(running.url);
+  const pending = await authorizationUrl(client, { acr_values: mfaAcr });
+  const attackerSignIn = last(await attacker.follow(pending.url));
+  t.ok(isSignInPage(attackerSignIn.body), "the attacker's sign-in page");
+  const attackerSetup = last(await attacker.submit(attackerSignIn, { email: victim.email, password: victim.password }));
+  t.ok(isTotpSetupPage(attackerSetup.body), "the attacker is sent to the set-up page");
+  t.not(shownSecret(attackerSetup.body), victimKey, "the attacker must not be shown the key the victim is setting up");
+});
