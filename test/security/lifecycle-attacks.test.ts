@@ -168,3 +168,129 @@ t.test("a passkey added to a registered but unverified account does not survive 
   const res = await sendAssertion(signIn, { challengeId: assertion.challengeId, response: authenticator.assert(assertion.options) });
   t.not(res.status, 200, `the attacker's passkey no longer signs in to the victim's account (got ${res.status} ${JSON.stringify(res.json)})`);
 });
+
+/** The /account page's "Signed in as" line, in `browser`, or undefined when it is not signed in. */
+async function signedInAs(browser: Browser): Promise<string | undefined> {
+  const page = last(await browser.follow("/account"));
+  if (page.url.pathname !== "/account" || page.status !== 200) return undefined;
+  return /Signed in as[^<]*<[^>]*>([^<]+)</.exec(page.body)?.[1] ?? page.body.match(/Signed in as[\s\S]{0,200}/)?.[0];
+}
+
+/**
+ * Attack: login CSRF through the attacker's own reset link. The CSRF token of
+ * the reset (and invitation) page is HMAC(`email-link:<token>`): bound to the
+ * link, not to the browser. The attacker asks for a reset of their own
+ * account, opens the link to read the form's token, and puts an
+ * auto-submitting form on their site: POST /password/reset/<token> with that
+ * token and a password they choose. The victim's browser, visiting the site,
+ * posts it (a cross-site top-level POST carries none of Gatehouse's
+ * SameSite=Lax cookies, and needs none), receives the sign-in ticket cookie
+ * and follows the redirect: the victim is now signed in to Gatehouse as the
+ * attacker, replacing their own session, and every relying party they then
+ * sign in to (single sign-on) gets the attacker's account: what the victim
+ * stores or links there (a payment method, a passkey added on /account,
+ * documents) is the attacker's.
+ *
+ * Secure behaviour: the forms a link opens carry a token bound to the
+ * browser as well as to the link, like the anonymous forms (the form cookie,
+ * account/browser-cookies.ts formBinding), so a form prepared in another
+ * browser is refused with 403. Fix (lifecycle-routes.ts): linkCsrf and
+ * checkLinkCsrf bind `email-link:${token}:${formBinding(request, reply, secure)}`.
+ */
+t.test("a reset form prepared in the attacker's browser does not sign the victim's browser in (login CSRF)", async (t) => {
+  const attackerUser = await makeUser(running);
+  const victimUser = await makeUser(running);
+
+  // The victim is signed in to Gatehouse.
+  const victim = (await openAccount(running, victimUser)).browser;
+  t.match(await signedInAs(victim), victimUser.email, "the victim is signed in as themselves");
+
+  // The attacker prepares the form in their own browser.
+  await forgot(running, attackerUser.email);
+  const reset = linkIn((await latestEmail(running.db, attackerUser.email, "password-reset")).text, running.url);
+  const prepared = await new Browser(running.url).request(reset);
+  t.equal(prepared.status, 200);
+  const form = { csrf: csrfToken(prepared.body), new_password: strongPassword() };
+
+  // The victim's browser posts it from the attacker's site: a cross-site POST sends no SameSite=Lax cookie.
+  const posted = await fetch(reset, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", origin: "https://attacker.example", "sec-fetch-site": "cross-site", "user-agent": "gatehouse-tests" },
+    body: new URLSearchParams(form).toString(),
+    redirect: "manual",
+  });
+  t.equal(posted.status, 403, "a link's form posted from another browser is refused");
+  victim.jar.store(reset, posted.headers.getSetCookie());
+  const location = posted.headers.get("location");
+  if (location) {
+    let page = last(await victim.follow(new URL(location, running.url)));
+    // oidc-provider ends the victim's own session first with an auto-submitting form (a browser runs its script).
+    const logout = /<form method="post" action="([^"]+)">\s*<input type="hidden" name="xsrf" value="([^"]+)"\/>/.exec(page.body);
+    if (logout) page = last(await victim.follow(new URL(logout[1]!), { form: { xsrf: logout[2]!, logout: "yes" } }));
+  }
+  t.notMatch((await signedInAs(victim)) ?? "", attackerUser.email, "the victim's browser is not signed in as the attacker");
+});
+
+/**
+ * Attack: registration enumeration through the sign-in page. /register gives
+ * the same answer for a new and a registered address, but an account made by
+ * /register signs in at once, unverified, with the password given. So: 
+ * register X with a password P, then sign in as X with P. Success: X had no
+ * account (and the attacker now holds one in X's name: see the pre-hijacking
+ * test). "Invalid email or password.": X has an account. The equal answers
+ * of /register are undone by the next request.
+ *
+ * Secure behaviour: an account created by /register cannot sign in (or gets
+ * the same "Invalid email or password." answer) until its email is
+ * verified, so signing in after registering tells nothing about the
+ * address. Fix: in signInWithPassword (and the passkey path), refuse a
+ * self-registered user whose email is not verified, with the same answer as
+ * a wrong password; the verification link then signs in (sign-in ticket),
+ * as a reset does.
+ */
+t.test("signing in right after registering does not tell whether the address already had an account", async (t) => {
+  const existing = await makeUser(running);
+  const fresh = uniqueEmail("fresh");
+  const password = strongPassword();
+  const register = async (email: string) => {
+    const browser = new Browser(running.url);
+    const form = await browser.request("/register");
+    const res = await browser.request("/register", { form: { csrf: csrfToken(form.body), email, name: "Probe", password } });
+    t.equal(res.status, 200, `the same answer for ${email}`);
+  };
+  await register(existing.email);
+  await register(fresh);
+  await waitForEmails(running.db, existing.email, "registration-attempt");
+  await waitForEmails(running.db, fresh, "verify-email");
+
+  const existingAnswer = await canSignIn({ email: existing.email, password });
+  const freshAnswer = await canSignIn({ email: fresh, password });
+  t.equal(existingAnswer, false, "the registered address's owner keeps their account");
+  t.equal(freshAnswer, existingAnswer, "a new address's unverified account does not sign in either: the two cases look the same");
+});
+
+/**
+ * Attack: content injection into Gatehouse's own emails. /register takes a
+ * free-text name (200 characters) and a victim's address; the verification
+ * email, sent from the operator's domain to the victim, opens with
+ * "Hello <name>,". With a name such as "your account is locked. Restore it at
+ * https://gatehouse-support.example/restore now" the victim receives a
+ * genuine, DKIM-signed phishing message whose text part shows the attacker's
+ * URL (mail clients make it a link). HTML escaping stops markup but not this.
+ *
+ * Secure behaviour: an email sent to an address that has not been verified
+ * does not carry text chosen by whoever typed the address: the
+ * verification email of a self-registration greets with a plain "Hello,"
+ * (the name is shown only once the address is proven, or at least URLs are
+ * not rendered in a name). Fix (account-lifecycle.ts registerAccount): queue
+ * the verification email with recipientName undefined.
+ */
+t.test("a name typed at registration does not put the attacker's text and URL into the email sent to the address", async (t) => {
+  const victimEmail = uniqueEmail("phished");
+  const name = "your account is locked. Restore it at https://gatehouse-support.example/restore now";
+  const browser = new Browser(running.url);
+  const form = await browser.request("/register");
+  t.equal((await browser.request("/register", { form: { csrf: csrfToken(form.body), email: victimEmail, name, password: strongPassword() } })).status, 200);
+  const mail = await latestEmail(running.db, victimEmail, "verify-email");
+  t.notMatch(mail.text, "gatehouse-support.example", "the attacker's URL is not in the email");
+});
