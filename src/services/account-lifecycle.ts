@@ -258,7 +258,9 @@ export async function registerAccount(deps: LifecycleDeps, input: RegistrationIn
         data: { email },
       });
       const token = await issueEmailLink(tx, deps.db, deps.storedIds, { userId: user.id, purpose: "verify-email", actor: { actorType: "user", actorId: user.id }, ...context });
-      await queueTo(deps, tx, user, { kind: "verify-email", link: linkTo(deps.config, linkPaths["verify-email"] + token) });
+      // Not greeted by the name typed at sign-up: whoever typed the address chose it,
+      // and the address is not proven yet (no attacker's text in a mail to a stranger).
+      await queueTo(deps, tx, { ...user, name: null }, { kind: "verify-email", link: linkTo(deps.config, linkPaths["verify-email"] + token) });
     });
   } catch (error) {
     // Registered by a parallel request meanwhile: the owner is told, as above.
