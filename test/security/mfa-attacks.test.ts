@@ -29,7 +29,14 @@ const client = await makeClient(running, { name: "Attack app", firstParty: true 
  * Secure behaviour: a key is shown to one set-up only. The sign-in set-up
  * makes its own new key (which supersedes the victim's unconfirmed one, so
  * the victim's confirmation then fails visibly) and reuses only the key it
- * made itself, e.g. remembered in the pending state of the interaction.
+ * made itself. Proposed fix: startTotpSetup returns a fingerprint of the key
+ * (SHA-256 of the secret); the sign-in keeps it in the pending state of the
+ * interaction and /account in a hidden field of its form; a re-render reuses
+ * the stored key only when its fingerprint matches (else makes a new one),
+ * and confirmTotpSetup takes the expected fingerprint and refuses a key that
+ * is not the one this set-up showed (the same hole exists the other way
+ * round: /account's re-render after a wrong code reuses whatever key is
+ * stored, possibly one made by a sign-in set-up).
  */
 t.test("the sign-in set-up never shows a key started by another set-up (on /account)", async (t) => {
   const victim = await makeUser(running);
