@@ -9,6 +9,7 @@
  * exists before.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type { AppContext } from "../context.ts";
 import { renderPage } from "../views.ts";
@@ -53,7 +54,11 @@ interface PendingSignIn {
   setup?: boolean;
   /** Set once the app set up during this sign-in was confirmed by a code: only /finish remains. */
   setUpDone?: boolean;
+  /** SHA-256 of the key this sign-in's set-up made: only that key is shown again. */
+  setupKey?: string;
 }
+
+const keyFingerprint = (secret: string) => createHash("sha256").update(secret).digest("base64url");
 
 const pendingKey = "gatehouse_second_factor";
 /** Seconds a right first factor waits for the second. */
@@ -113,10 +118,18 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     return reply.type("text/html").send(renderPage("second-factor", { uid, clientName, csrf: csrf.token(uid), recovery, ...extra }));
   }
 
-  async function renderSetup(reply: FastifyReply, uid: string, pending: PendingSignIn, extra: Record<string, unknown> = {}) {
+  async function renderSetup(reply: FastifyReply, interaction: Interaction, pending: PendingSignIn, extra: Record<string, unknown> = {}) {
+    const uid = interaction.uid;
     const user = await findUserById(ctx.db, pending.accountId);
     if (!user) throw new AppError("invalid_request", "Sign in again.");
-    const setup = await startTotpSetup(ctx.db, ctx.ring, user, ctx.config.issuer, true);
+    // An unconfirmed key is shown again only if this sign-in made it: never
+    // one started elsewhere (on /account, or by another sign-in), which its
+    // owner may be about to turn on.
+    let setup = pending.setupKey ? await startTotpSetup(ctx.db, ctx.ring, user, ctx.config.issuer, true) : undefined;
+    if (!setup || keyFingerprint(setup.secret) !== pending.setupKey) {
+      setup = await startTotpSetup(ctx.db, ctx.ring, user, ctx.config.issuer, false);
+      await savePending(interaction, { ...pending, setupKey: keyFingerprint(setup.secret) });
+    }
     return reply.type("text/html").send(
       renderPage("totp-setup", {
         csrf: csrf.token(uid),
@@ -148,7 +161,7 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     const uid = interaction.uid;
     const pending = pendingOf(interaction) ?? (await stepUp(request, reply, interaction));
     if (!pending) return false;
-    if (pending.setup) await renderSetup(reply, uid, pending);
+    if (pending.setup) await renderSetup(reply, interaction, pending);
     // Set up and confirmed in this sign-in (a reload of the recovery codes page): the codes are not shown again.
     else if (pending.setUpDone) reply.type("text/html").send(renderPage("recovery-codes", { codes: [], csrf: csrf.token(uid), action: `/interaction/${uid}/finish`, intro: "Two-step verification is on." }));
     else renderSecondFactor(reply, uid, clientName, recovery);
@@ -197,7 +210,7 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     if (!pending?.setup) return reply.redirect(`/interaction/${interaction.uid}`, 303);
     const actor = { actorType: "user" as const, actorId: pending.accountId, ip: request.ip, userAgent: request.headers["user-agent"] };
     const codes = await confirmTotpSetup(ctx.db, ctx.ring, pending.accountId, request.body.code ?? "", actor, ctx.config);
-    if (!codes) return renderSetup(reply.code(400), interaction.uid, pending, { error: invalidCode });
+    if (!codes) return renderSetup(reply.code(400), interaction, pending, { error: invalidCode });
     await savePending(interaction, { ...pending, setup: false, setUpDone: true, amr: withSecondFactor(pending.amr) });
     return reply.type("text/html").send(
       renderPage("recovery-codes", { codes, csrf: csrf.token(interaction.uid), action: `/interaction/${interaction.uid}/finish`, intro: "Two-step verification is on." }),
