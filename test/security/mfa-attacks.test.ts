@@ -7,6 +7,7 @@ import t from "tap";
 import { Browser, authorizationUrl, csrfToken, isSignInPage, last, makeClient, makeUser, startApp } from "../helpers/http-flow.ts";
 import { isTotpSetupPage, shownSecret } from "../helpers/mfa.ts";
 import { mfaAcr } from "../../src/services/mfa.ts";
+import { totpCode, totpStep } from "../../src/auth/totp.ts";
 
 const running = await startApp(t, { env: { SIGNIN_MAX_FAILURES_PER_IP: "1000" } });
 const client = await makeClient(running, { name: "Attack app", firstParty: true });
@@ -62,6 +63,41 @@ t.test("the sign-in set-up never shows a key started by another set-up (on /acco
   const attackerSetup = last(await attacker.submit(attackerSignIn, { email: victim.email, password: victim.password }));
   t.ok(isTotpSetupPage(attackerSetup.body), "the attacker is sent to the set-up page");
   t.not(shownSecret(attackerSetup.body), victimKey, "the attacker must not be shown the key the victim is setting up");
+});
+
+/**
+ * Attack, the other way round: the key made by the attacker's sign-in set-up
+ * is shown to the victim on /account. The victim opens the set-up on
+ * /account (key V); the attacker, with the password, opens the sign-in
+ * set-up, which makes key A (replacing V, unconfirmed); the victim types the
+ * code of V, which is now wrong, and /account shows the set-up again with
+ * the key stored (reuse): A. The victim scans A and turns it on, and the
+ * attacker holds the password and the key.
+ *
+ * Secure behaviour: /account shows again only the key it showed this
+ * browser (the form carries the key's fingerprint), and confirms only that
+ * key; if another set-up replaced it, it makes a new key and says so.
+ */
+t.test("/account never shows a key made by another set-up (the sign-in's)", async (t) => {
+  const victim = await makeUser(running);
+  const victimBrowser = new Browser(running.url);
+  const signInPage = last(await victimBrowser.follow("/account"));
+  const account = last(await victimBrowser.submit(signInPage, { email: victim.email, password: victim.password }));
+  const setup = await victimBrowser.request("/account/totp/setup", { form: { csrf: csrfToken(account.body) } });
+  const victimKey = shownSecret(setup.body);
+
+  const attacker = new Browser(running.url);
+  const pending = await authorizationUrl(client, { acr_values: mfaAcr });
+  const attackerSignIn = last(await attacker.follow(pending.url));
+  const attackerSetup = last(await attacker.submit(attackerSignIn, { email: victim.email, password: victim.password }));
+  const attackerKey = shownSecret(attackerSetup.body);
+  t.not(attackerKey, victimKey, "the sign-in set-up made its own key");
+
+  // The victim types the current code of the key they were shown, with the form as the page has it.
+  const hidden = Object.fromEntries([...setup.body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!]));
+  const answer = await victimBrowser.request("/account/totp/confirm", { form: { ...hidden, code: totpCode(victimKey, totpStep()) } });
+  t.ok(isTotpSetupPage(answer.body), "the victim is shown the set-up again");
+  t.not(shownSecret(answer.body), attackerKey, "the victim is never shown the attacker's key");
 });
 
 // Not an attack: the check that the fix above keeps the set-up usable (a reload or a wrong first code shows the same key).
