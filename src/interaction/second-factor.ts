@@ -9,12 +9,11 @@
  * exists before.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type { AppContext } from "../context.ts";
 import { renderPage } from "../views.ts";
 import { verifySecondFactor, type SignInResult } from "../services/sign-in.ts";
-import { confirmTotpSetup, startTotpSetup } from "../services/mfa.ts";
+import { confirmTotpSetup, startTotpSetup, totpKeyFingerprint } from "../services/mfa.ts";
 import { acrOf, mfaAcr, withSecondFactor } from "../protocol.ts";
 import { hasConfirmedTotp } from "../db/mfa.ts";
 import { findUserById } from "../db/users.ts";
@@ -58,7 +57,6 @@ interface PendingSignIn {
   setupKey?: string;
 }
 
-const keyFingerprint = (secret: string) => createHash("sha256").update(secret).digest("base64url");
 
 const pendingKey = "gatehouse_second_factor";
 /** Seconds a right first factor waits for the second. */
@@ -126,9 +124,9 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     // one started elsewhere (on /account, or by another sign-in), which its
     // owner may be about to turn on.
     let setup = pending.setupKey ? await startTotpSetup(ctx.db, ctx.ring, user, ctx.config.issuer, true) : undefined;
-    if (!setup || keyFingerprint(setup.secret) !== pending.setupKey) {
+    if (!setup || totpKeyFingerprint(setup.secret) !== pending.setupKey) {
       setup = await startTotpSetup(ctx.db, ctx.ring, user, ctx.config.issuer, false);
-      await savePending(interaction, { ...pending, setupKey: keyFingerprint(setup.secret) });
+      await savePending(interaction, { ...pending, setupKey: totpKeyFingerprint(setup.secret) });
     }
     return reply.type("text/html").send(
       renderPage("totp-setup", {
@@ -209,7 +207,7 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     const pending = interaction.prompt.name === "login" ? pendingOf(interaction) : undefined;
     if (!pending?.setup) return reply.redirect(`/interaction/${interaction.uid}`, 303);
     const actor = { actorType: "user" as const, actorId: pending.accountId, ip: request.ip, userAgent: request.headers["user-agent"] };
-    const codes = await confirmTotpSetup(ctx.db, ctx.ring, pending.accountId, request.body.code ?? "", actor, ctx.config);
+    const codes = await confirmTotpSetup(ctx.db, ctx.ring, pending.accountId, request.body.code ?? "", actor, ctx.config, pending.setupKey);
     if (!codes) return renderSetup(reply.code(400), interaction, pending, { error: invalidCode });
     await savePending(interaction, { ...pending, setup: false, setUpDone: true, amr: withSecondFactor(pending.amr) });
     return reply.type("text/html").send(

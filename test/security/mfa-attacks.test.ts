@@ -37,9 +37,8 @@ const client = await makeClient(running, { name: "Attack app", firstParty: true 
  * and confirmTotpSetup takes the expected fingerprint and refuses a key that
  * is not the one this set-up showed (the same hole exists the other way
  * round: /account's re-render after a wrong code reuses whatever key is
- * stored, possibly one made by a sign-in set-up). The sign-in side is fixed
- * (interaction/second-factor.ts keeps the fingerprint in the pending state);
- * the /account side and the fingerprint check in confirmTotpSetup are not.
+ * stored, possibly one made by a sign-in set-up: see the next test). Fixed
+ * that way (services/mfa.ts totpKeyFingerprint).
  */
 t.test("the sign-in set-up never shows a key started by another set-up (on /account)", async (t) => {
   const victim = await makeUser(running);
