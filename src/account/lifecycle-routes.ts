@@ -102,9 +102,13 @@ export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Pr
     if (config.registration !== "open" || !emailEnabled(config)) throw new AppError("not_found", "This page does not exist.");
   };
   const page = (reply: FastifyReply, name: string, data: Record<string, unknown>) => reply.type("text/html").send(renderPage(name, { nonce: reply.cspNonce.script, ...data }));
-  const linkCsrf = (token: string) => csrf.token(`email-link:${token}`);
-  const checkLinkCsrf = (token: string, candidate: unknown) => {
-    if (!csrf.verify(`email-link:${token}`, candidate)) throw new AppError("forbidden", formExpired);
+  // Bound to the link and to this browser (its form cookie): a form prepared
+  // in another browser, e.g. the attacker's own reset link posted from their
+  // site, is refused (login CSRF).
+  const linkBinding = (request: FastifyRequest, reply: FastifyReply, token: string) => `email-link:${token}:${formBinding(request, reply, secure)}`;
+  const linkCsrf = (request: FastifyRequest, reply: FastifyReply, token: string) => csrf.token(linkBinding(request, reply, token));
+  const checkLinkCsrf = (request: FastifyRequest, reply: FastifyReply, token: string, candidate: unknown) => {
+    if (!csrf.verify(linkBinding(request, reply, token), candidate)) throw new AppError("forbidden", formExpired);
   };
   /** Sets the sign-in ticket and sends the browser to sign in, which the ticket completes. */
   const signInAfter = (reply: FastifyReply, result: SignedInResult) => {
@@ -136,7 +140,7 @@ export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Pr
   app.get<{ Params: TokenParams }>("/password/reset/:token", { onRequest: linkLimit, schema: { params: TokenParams } }, async (request, reply) => {
     const { token } = request.params;
     await openEmailLink(deps, token, "password-reset", where(request));
-    return page(reply, "reset-password", { action: `/password/reset/${token}`, csrf: linkCsrf(token) });
+    return page(reply, "reset-password", { action: `/password/reset/${token}`, csrf: linkCsrf(request, reply, token) });
   });
 
   app.post<{ Params: TokenParams; Body: Static<typeof NewPasswordForm> }>(
@@ -144,13 +148,13 @@ export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Pr
     { onRequest: linkLimit, schema: { params: TokenParams, body: NewPasswordForm } },
     async (request, reply) => {
       const { token } = request.params;
-      checkLinkCsrf(token, request.body?.csrf);
+      checkLinkCsrf(request, reply, token, request.body?.csrf);
       try {
         const result = await resetPassword(deps, token, request.body.new_password ?? "", where(request));
         return reply.redirect(signInAfter(reply, result), 303);
       } catch (error) {
         if (!(error instanceof AppError && error.code === "invalid_password")) throw error;
-        return page(reply.code(400), "reset-password", { action: `/password/reset/${token}`, csrf: linkCsrf(token), error: error.message });
+        return page(reply.code(400), "reset-password", { action: `/password/reset/${token}`, csrf: linkCsrf(request, reply, token), error: error.message });
       }
     },
   );
@@ -190,7 +194,7 @@ export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Pr
   app.get<{ Params: TokenParams }>("/invitation/:token", { onRequest: linkLimit, schema: { params: TokenParams } }, async (request, reply) => {
     const { token } = request.params;
     const { user } = await openEmailLink(deps, token, "invitation", where(request));
-    return page(reply, "invitation", { email: user.email, token, csrf: linkCsrf(token) });
+    return page(reply, "invitation", { email: user.email, token, csrf: linkCsrf(request, reply, token) });
   });
 
   app.post<{ Params: TokenParams; Body: Static<typeof NewPasswordForm> }>(
@@ -198,14 +202,14 @@ export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Pr
     { onRequest: linkLimit, schema: { params: TokenParams, body: NewPasswordForm } },
     async (request, reply) => {
       const { token } = request.params;
-      checkLinkCsrf(token, request.body?.csrf);
+      checkLinkCsrf(request, reply, token, request.body?.csrf);
       try {
         const result = await acceptInvitationWithPassword(deps, token, request.body.new_password ?? "", where(request));
         return reply.redirect(signInAfter(reply, result), 303);
       } catch (error) {
         if (!(error instanceof AppError && error.code === "invalid_password")) throw error;
         const { user } = await openEmailLink(deps, token, "invitation", where(request));
-        return page(reply.code(400), "invitation", { email: user.email, token, csrf: linkCsrf(token), error: error.message });
+        return page(reply.code(400), "invitation", { email: user.email, token, csrf: linkCsrf(request, reply, token), error: error.message });
       }
     },
   );
@@ -213,9 +217,9 @@ export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Pr
   app.post<{ Params: TokenParams }>(
     "/invitation/:token/passkey/options",
     { onRequest: linkLimit, schema: { params: TokenParams, body: PasskeyOptionsBody } },
-    async (request) => {
+    async (request, reply) => {
       const { token } = request.params;
-      checkLinkCsrf(token, request.headers["x-csrf-token"]);
+      checkLinkCsrf(request, reply, token, request.headers["x-csrf-token"]);
       const { user } = await openEmailLink(deps, token, "invitation", where(request));
       return startPasskeyRegistration(ctx.db, rp, user);
     },
@@ -226,7 +230,7 @@ export async function lifecycleRoutes(app: FastifyInstance, ctx: AppContext): Pr
     { onRequest: linkLimit, schema: { params: TokenParams, body: PasskeyRegistrationBody } },
     async (request, reply) => {
       const { token } = request.params;
-      checkLinkCsrf(token, request.headers["x-csrf-token"]);
+      checkLinkCsrf(request, reply, token, request.headers["x-csrf-token"]);
       const body = { ...request.body, response: request.body.response as RegistrationResponseJSON };
       const result = await acceptInvitationWithPasskey(deps, rp, token, body, where(request));
       return reply.code(201).send({ redirectTo: signInAfter(reply, result) });

@@ -23,14 +23,15 @@ import { accountSignInUrl } from "../oidc/account-client.ts";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import { PasskeyOptionsBody, PasskeyRegistrationBody } from "../auth/webauthn-schemas.ts";
-import { confirmTotpSetup, getMfaStatus, regenerateRecoveryCodes, startTotpSetup, turnOffTotp } from "../services/mfa.ts";
+import { confirmTotpSetup, getMfaStatus, regenerateRecoveryCodes, startTotpSetup, totpKeyFingerprint, turnOffTotp } from "../services/mfa.ts";
 
 // Form bodies: every field a bounded string (a repeated field arrives as an
 // array and is refused); the CSRF token stays optional so that its absence
 // gets the CSRF check's 403.
 const Csrf = Type.Optional(Type.String({ maxLength: 200 }));
 const CsrfForm = Type.Object({ csrf: Csrf }, { additionalProperties: false });
-const CodeForm = Type.Object({ csrf: Csrf, code: Type.Optional(Type.String({ maxLength: 20 })) }, { additionalProperties: false });
+// `key`: the fingerprint of the key the set-up page showed (services/mfa.ts totpKeyFingerprint).
+const CodeForm = Type.Object({ csrf: Csrf, code: Type.Optional(Type.String({ maxLength: 20 })), key: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false });
 const PasswordForm = Type.Object(
   { csrf: Csrf, current_password: Type.Optional(Type.String({ maxLength: 1024 })), new_password: Type.Optional(Type.String({ maxLength: 1024 })) },
   { additionalProperties: false },
@@ -175,10 +176,16 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
    */
   const actorOf = (request: FastifyRequest, userId: string) => ({ actorType: "user" as const, actorId: userId, ...where(request) });
 
-  async function renderSetup(reply: FastifyReply, account: Account, reuse: boolean, error?: string) {
-    const setup = await startTotpSetup(ctx.db, ctx.ring, account.user, ctx.config.issuer, reuse);
+  /**
+   * With `reuse`, the stored unconfirmed key is shown again, but only if it
+   * is the key this page showed (`shownKey`, its fingerprint, when the form
+   * sent one): never a key another set-up (a sign-in's) made meanwhile.
+   */
+  async function renderSetup(reply: FastifyReply, account: Account, reuse: boolean, error?: string, shownKey?: string) {
+    let setup = await startTotpSetup(ctx.db, ctx.ring, account.user, ctx.config.issuer, reuse);
+    if (reuse && shownKey !== undefined && totpKeyFingerprint(setup.secret) !== shownKey) setup = await startTotpSetup(ctx.db, ctx.ring, account.user, ctx.config.issuer, false);
     return reply.type("text/html").send(
-      renderPage("totp-setup", { csrf: account.csrf, action: "/account/totp/confirm", cancel: "/account", secret: setup.secret, qrSvg: setup.qrSvg, error }),
+      renderPage("totp-setup", { csrf: account.csrf, action: "/account/totp/confirm", cancel: "/account", secret: setup.secret, key: totpKeyFingerprint(setup.secret), qrSvg: setup.qrSvg, error }),
     );
   }
 
@@ -191,8 +198,9 @@ export async function accountRoutes(app: FastifyInstance, ctx: AppContext): Prom
   app.post<{ Body: Static<typeof CodeForm> }>("/account/totp/confirm", { schema: { body: CodeForm } }, async (request, reply) => {
     const account = await requireSignedIn(request, reply, request.body?.csrf);
     if (reauthenticate(request, reply, account)) return reply;
-    const codes = await confirmTotpSetup(ctx.db, ctx.ring, account.user.id, request.body.code ?? "", actorOf(request, account.user.id), ctx.config);
-    if (!codes) return renderSetup(reply.code(400), account, true, "That code is not right. Check the time on your device and try the current code.");
+    const shownKey = request.body.key;
+    const codes = await confirmTotpSetup(ctx.db, ctx.ring, account.user.id, request.body.code ?? "", actorOf(request, account.user.id), ctx.config, shownKey);
+    if (!codes) return renderSetup(reply.code(400), account, true, "That code is not right. Check the time on your device and try the current code.", shownKey);
     return reply.type("text/html").send(renderPage("recovery-codes", { codes, intro: "Two-step verification is on." }));
   });
 

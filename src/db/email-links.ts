@@ -60,3 +60,19 @@ export async function deleteEmailLinksOfUser(db: Queryable, userId: string): Pro
   const { count } = await clientOf(db).emailLinkToken.deleteMany({ where: { userId } });
   return count;
 }
+
+/** The links a password sets up: once the user has a password by any route, the live ones stop working. */
+export const passwordLinkPurposes = ["password-reset", "invitation"] as const;
+
+/**
+ * Marks the user's live links of `purposes` superseded (the password was set
+ * another way: an older reset or invitation link must not replace it). Call
+ * inside the transaction that changes the password.
+ */
+export async function supersedeEmailLinks(db: Queryable, userId: string, purposes: readonly string[] = passwordLinkPurposes): Promise<number> {
+  const { count } = await clientOf(db).emailLinkToken.updateMany({
+    where: { userId, purpose: { in: [...purposes] }, usedAt: null, supersededAt: null },
+    data: { supersededAt: new Date() },
+  });
+  return count;
+}

@@ -13,7 +13,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { AppContext } from "../context.ts";
 import { renderPage } from "../views.ts";
 import { verifySecondFactor, type SignInResult } from "../services/sign-in.ts";
-import { confirmTotpSetup, startTotpSetup } from "../services/mfa.ts";
+import { confirmTotpSetup, startTotpSetup, totpKeyFingerprint } from "../services/mfa.ts";
 import { acrOf, mfaAcr, withSecondFactor } from "../protocol.ts";
 import { hasConfirmedTotp } from "../db/mfa.ts";
 import { findUserById } from "../db/users.ts";
@@ -53,7 +53,10 @@ interface PendingSignIn {
   setup?: boolean;
   /** Set once the app set up during this sign-in was confirmed by a code: only /finish remains. */
   setUpDone?: boolean;
+  /** SHA-256 of the key this sign-in's set-up made: only that key is shown again. */
+  setupKey?: string;
 }
+
 
 const pendingKey = "gatehouse_second_factor";
 /** Seconds a right first factor waits for the second. */
@@ -120,10 +123,18 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     return reply.type("text/html").send(renderPage("second-factor", { uid, clientName, csrf: csrf.token(uid), recovery, ...extra }));
   }
 
-  async function renderSetup(reply: FastifyReply, uid: string, pending: PendingSignIn, extra: Record<string, unknown> = {}) {
+  async function renderSetup(reply: FastifyReply, interaction: Interaction, pending: PendingSignIn, extra: Record<string, unknown> = {}) {
+    const uid = interaction.uid;
     const user = await findUserById(ctx.db, pending.accountId);
     if (!user) throw new AppError("invalid_request", "Sign in again.");
-    const setup = await startTotpSetup(ctx.db, ctx.ring, user, ctx.config.issuer, true);
+    // An unconfirmed key is shown again only if this sign-in made it: never
+    // one started elsewhere (on /account, or by another sign-in), which its
+    // owner may be about to turn on.
+    let setup = pending.setupKey ? await startTotpSetup(ctx.db, ctx.ring, user, ctx.config.issuer, true) : undefined;
+    if (!setup || totpKeyFingerprint(setup.secret) !== pending.setupKey) {
+      setup = await startTotpSetup(ctx.db, ctx.ring, user, ctx.config.issuer, false);
+      await savePending(interaction, { ...pending, setupKey: totpKeyFingerprint(setup.secret) });
+    }
     return reply.type("text/html").send(
       renderPage("totp-setup", {
         csrf: csrf.token(uid),
@@ -155,7 +166,7 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     const uid = interaction.uid;
     const pending = pendingOf(interaction) ?? (await stepUp(request, reply, interaction));
     if (!pending) return false;
-    if (pending.setup) await renderSetup(reply, uid, pending);
+    if (pending.setup) await renderSetup(reply, interaction, pending);
     // Set up and confirmed in this sign-in (a reload of the recovery codes page): the codes are not shown again.
     else if (pending.setUpDone) reply.type("text/html").send(renderPage("recovery-codes", { codes: [], csrf: csrf.token(uid), action: `/interaction/${uid}/finish`, intro: "Two-step verification is on." }));
     else renderSecondFactor(reply, uid, clientName, recovery);
@@ -203,8 +214,8 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     const pending = interaction.prompt.name === "login" ? pendingOf(interaction) : undefined;
     if (!pending?.setup) return reply.redirect(`/interaction/${interaction.uid}`, 303);
     const actor = { actorType: "user" as const, actorId: pending.accountId, ip: request.ip, userAgent: request.headers["user-agent"] };
-    const codes = await confirmTotpSetup(ctx.db, ctx.ring, pending.accountId, request.body.code ?? "", actor, ctx.config);
-    if (!codes) return renderSetup(reply.code(400), interaction.uid, pending, { error: invalidCode });
+    const codes = await confirmTotpSetup(ctx.db, ctx.ring, pending.accountId, request.body.code ?? "", actor, ctx.config, pending.setupKey);
+    if (!codes) return renderSetup(reply.code(400), interaction, pending, { error: invalidCode });
     await savePending(interaction, { ...pending, setup: false, setUpDone: true, amr: withSecondFactor(pending.amr) });
     return reply.type("text/html").send(
       renderPage("recovery-codes", { codes, csrf: csrf.token(interaction.uid), action: `/interaction/${interaction.uid}/finish`, intro: "Two-step verification is on." }),

@@ -41,7 +41,7 @@ import {
   type EmailLinkPurpose,
   type SignInPurpose,
 } from "./email-links.ts";
-import type { EmailLinkRow } from "../db/email-links.ts";
+import { supersedeEmailLinks, type EmailLinkRow } from "../db/email-links.ts";
 import { AppError } from "../errors.ts";
 
 export interface LifecycleDeps {
@@ -191,6 +191,8 @@ async function setPasswordWithLink(deps: LifecycleDeps, link: EmailLinkRow, user
   const passwordHash = await hashPassword(newPassword, deps.argon2);
   return withLinkUsed(deps, link, context, async (tx) => {
     await updateUserRow(tx, user.id, { passwordHash, emailVerified: true });
+    // The other live reset or invitation link (this one is used) must not replace this password.
+    await supersedeEmailLinks(tx, user.id);
     const revoked = await revokeUserAccess(tx, user.id);
     await appendAuditEvent(tx, deps.db, {
       type: "password.changed",
@@ -256,7 +258,9 @@ export async function registerAccount(deps: LifecycleDeps, input: RegistrationIn
         data: { email },
       });
       const token = await issueEmailLink(tx, deps.db, deps.storedIds, { userId: user.id, purpose: "verify-email", actor: { actorType: "user", actorId: user.id }, ...context });
-      await queueTo(deps, tx, user, { kind: "verify-email", link: linkTo(deps.config, linkPaths["verify-email"] + token) });
+      // Not greeted by the name typed at sign-up: whoever typed the address chose it,
+      // and the address is not proven yet (no attacker's text in a mail to a stranger).
+      await queueTo(deps, tx, { ...user, name: null }, { kind: "verify-email", link: linkTo(deps.config, linkPaths["verify-email"] + token) });
     });
   } catch (error) {
     // Registered by a parallel request meanwhile: the owner is told, as above.
@@ -333,6 +337,8 @@ export async function acceptInvitationWithPasskey(
   const passkey = await finishPasskeyRegistration(deps.db, rp, user, input, context, deps.config);
   return withLinkUsed(deps, link, context, async (tx) => {
     await updateUserRow(tx, user.id, { emailVerified: true });
+    // The user can sign in now: a reset link sent meanwhile no longer sets a first password.
+    await supersedeEmailLinks(tx, user.id);
     return { userId: user.id, passkey, signInTicket: await issueSignInTicket(deps, tx, user.id, "sign-in:pop") };
   });
 }

@@ -15,6 +15,7 @@ import { appendAuditEvent, type AuditInput } from "./audit.ts";
 import { AppError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import { queueAccountNotice } from "../email/notices.ts";
+import { supersedeEmailLinks } from "../db/email-links.ts";
 
 type Context = Pick<AuditInput, "ip" | "userAgent">;
 
@@ -66,6 +67,8 @@ export async function changeOwnPassword(
   const passwordHash = await argon2Work(hashPassword(input.newPassword, deps.argon2));
   await transaction(db, async (tx) => {
     await updateUserRow(tx, user.id, { passwordHash });
+    // Older reset and invitation links must not replace the new password.
+    await supersedeEmailLinks(tx, user.id);
     const sessions = await deleteOtherSessions(tx, user.id, input.currentSessionIds);
     const grants = await deleteGrantsAndTokens(tx, { accountId: user.id });
     await appendAuditEvent(tx, db, {

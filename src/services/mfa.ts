@@ -5,7 +5,7 @@
  * regenerating codes and the operator's reset. The check of a code at
  * sign-in goes through the sign-in policy (services/sign-in.ts).
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { transaction, type Database } from "../db/transaction.ts";
 import { sealContext, type MasterKeyRing } from "../crypto/master-keys.ts";
 import {
@@ -57,6 +57,15 @@ export interface TotpSetup {
 }
 
 /**
+ * A fingerprint of a TOTP key (SHA-256, base64url): what a set-up page
+ * remembers of the key it showed, so that it shows again, and turns on,
+ * only that key and never one another set-up made meanwhile.
+ */
+export function totpKeyFingerprint(secret: string): string {
+  return createHash("sha256").update(secret).digest("base64url");
+}
+
+/**
  * Starts setting up an authenticator app: a new secret, stored unconfirmed
  * (it does nothing until a first code confirms it). With `reuse`, an
  * unconfirmed secret already stored is shown again instead (a page reload, a
@@ -87,11 +96,21 @@ export async function startTotpSetup(db: Database, ring: MasterKeyRing, user: { 
  * gives the ten recovery codes (shown once). The code's step is recorded as
  * used, so it cannot also sign in. undefined when the code is wrong.
  */
-export async function confirmTotpSetup(db: Database, ring: MasterKeyRing, userId: string, code: string, actor: Actor, config?: Config): Promise<string[] | undefined> {
+export async function confirmTotpSetup(
+  db: Database,
+  ring: MasterKeyRing,
+  userId: string,
+  code: string,
+  actor: Actor,
+  config?: Config,
+  /** The fingerprint of the key the set-up showed (totpKeyFingerprint): another stored key is not turned on. */
+  expectedKey?: string,
+): Promise<string[] | undefined> {
   const row = await findTotp(db, userId);
   if (!row) throw new AppError("invalid_request", "Start setting up the authenticator app first.");
   if (row.confirmedAt) throw new AppError("conflict", "The authenticator app is already turned on.");
   const secret = await ring.decrypt(row.secretSealed, totpSecretContext(userId));
+  if (expectedKey !== undefined && totpKeyFingerprint(secret) !== expectedKey) return undefined;
   const step = matchTotpStep(secret, code);
   if (step === undefined) return undefined;
   const codes = Array.from({ length: recoveryCodeCount }, generateRecoveryCode);

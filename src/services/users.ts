@@ -15,6 +15,7 @@ import { systemActor, type Actor } from "./actor.ts";
 import { AppError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import { queueAccountNotice } from "../email/notices.ts";
+import { supersedeEmailLinks } from "../db/email-links.ts";
 
 export const roles = ["admin", "editor", "member"] as const;
 export type Role = (typeof roles)[number];
@@ -170,6 +171,7 @@ export async function setUserPassword(db: Database, argon2: Argon2Params, id: st
   await requireUser(db, id);
   const row = await transaction(db, async (tx) => {
     const user = await updateUserRow(tx, id, { passwordHash });
+    await supersedeEmailLinks(tx, id);
     const revoked = await revokeUserAccess(tx, id);
     await appendAuditEvent(tx, db, { type: "password.changed", ...actor, userId: id, data: { revoked } });
     await queueAccountNotice({ db, config }, tx, user, { kind: "password-changed" });
