@@ -12,6 +12,8 @@ export interface UserRow {
   passwordHash: string | null;
   /** Whether the user proved they read mail at `email` (or an operator said so). */
   emailVerified: boolean;
+  /** Signed up on /register (then signs in only once verified). */
+  selfRegistered: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -28,6 +30,7 @@ export interface NewUser {
   role: string;
   passwordHash: string | null;
   emailVerified?: boolean;
+  selfRegistered?: boolean;
 }
 
 /** Inserts a user; a taken email throws Prisma's P2002 (see isUniqueViolation). */
@@ -63,7 +66,7 @@ export async function findUserByEmail(db: Queryable, email: string): Promise<Use
   if ("sql" in db) {
     // Every password sign-in runs it, outside a transaction: db.sql.
     const [row] = await db.sql.query(
-      `SELECT "id", "email", "name", "role", "disabled", "passwordHash", "emailVerified", "createdAt", "updatedAt" FROM "User" WHERE "email" = ?`,
+      `SELECT "id", "email", "name", "role", "disabled", "passwordHash", "emailVerified", "selfRegistered", "createdAt", "updatedAt" FROM "User" WHERE "email" = ?`,
       [email.toLowerCase()],
     );
     return row ? userRowOf(row) : null;
@@ -80,6 +83,7 @@ function userRowOf(row: SqlRow): UserRow {
     disabled: toBool(row.disabled),
     passwordHash: (row.passwordHash as string | null) ?? null,
     emailVerified: toBool(row.emailVerified),
+    selfRegistered: toBool(row.selfRegistered),
     createdAt: toDate(row.createdAt)!,
     updatedAt: toDate(row.updatedAt)!,
   };

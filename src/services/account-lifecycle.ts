@@ -248,7 +248,7 @@ export async function registerAccount(deps: LifecycleDeps, input: RegistrationIn
   const passwordHash = await hashPassword(input.password, deps.argon2);
   try {
     await transaction(deps.db, async (tx) => {
-      const user = await insertUser(tx, { id: randomUUID(), email, name: input.name?.trim() || null, role: "member", passwordHash });
+      const user = await insertUser(tx, { id: randomUUID(), email, name: input.name?.trim() || null, role: "member", passwordHash, selfRegistered: true });
       await appendAuditEvent(tx, deps.db, {
         type: "user.registered",
         actorType: "user",

@@ -189,6 +189,10 @@ export async function signInWithPassword(deps: SignInDeps, attempt: PasswordAtte
     if (!user.passwordHash) return { ok: false, reason: "no_password", user };
     if (!valid) return { ok: false, reason: "wrong_password", user };
     if (user.disabled) return { ok: false, reason: "disabled", user };
+    // Signed up on /register and not verified yet: whoever typed the address
+    // may not own it. The same answer as a wrong password, so that signing in
+    // right after /register does not tell a new address from a known one.
+    if (user.selfRegistered && !user.emailVerified) return { ok: false, reason: "email_unverified", user };
     return { ok: true, user, amr: ["pwd"] };
   });
 }
@@ -203,6 +207,8 @@ export async function signInWithPasskey(deps: SignInDeps, attempt: PasskeyAttemp
   return attemptSignIn(deps, "passkey", attempt, undefined, async () => {
     const ceremony = await finishPasskeyAuthentication(deps.db, attempt.rp, attempt.storedIds, attempt.interactionUid, { challengeId: attempt.challengeId, response: attempt.response }, attempt.log);
     if (!ceremony.ok) return ceremony;
+    // (A passkey cannot be added before verification, but a row is the truth.)
+    if (ceremony.user.selfRegistered && !ceremony.user.emailVerified) return { ok: false, reason: "email_unverified", user: ceremony.user };
     // RFC 8176: "swk" for a synced (multi-device) passkey, whose key lives in
     // software; "hwk" for a device-bound one. User verification (a PIN or
     // biometric on the authenticator) makes it a second factor: "mfa".

@@ -5,14 +5,13 @@
  * owner (or whoever else reads it) would.
  */
 import t from "tap";
-import { Browser, csrfToken, isSignInPage, last, makeClient, makeUser, strongPassword, uniqueEmail, type RunningApp, type TestUser } from "../helpers/http-flow.ts";
+import { findUserByEmail } from "../../src/db/users.ts";
+import { Browser, csrfToken, isSignInPage, last, makeUser, strongPassword, uniqueEmail, type RunningApp, type TestUser } from "../helpers/http-flow.ts";
 import { latestEmail, linkIn, waitForEmails } from "../helpers/outbox.ts";
 import { AdminApi, makeAdminClient } from "../helpers/admin.ts";
-import { authenticationOptions, openAccount, openPasskeySignIn, postJson, registrationOptions, sendAssertion, startPasskeyApp } from "../helpers/passkey-app.ts";
-import { SoftAuthenticator } from "../helpers/soft-authenticator.ts";
+import { openAccount, startPasskeyApp } from "../helpers/passkey-app.ts";
 
 const running = await startPasskeyApp(t, { REGISTRATION: "open", SIGNIN_MAX_FAILURES_PER_IP: "1000", EMAIL_RATE_LIMIT_PER_IP: "1000" });
-const client = await makeClient(running, { name: "Lifecycle attack app", firstParty: true });
 
 /** Asks for a reset link for `email` from a new browser (GET the form, POST it). */
 async function forgot(running: RunningApp, email: string) {
@@ -138,35 +137,48 @@ t.test("a reset link no longer works after the password was changed on /account"
  * link removes the passkeys and the authenticator app that were added while
  * it was unverified (and the reset notice says so).
  */
-t.test("a passkey added to a registered but unverified account does not survive the owner's password reset", async (t) => {
+t.test("an account signed up for someone else's address gives its registrant no way in", async (t) => {
   const victimEmail = uniqueEmail("victim");
   const attackerPassword = strongPassword();
 
-  // 1. The attacker registers the victim's address and signs in.
+  // 1. The attacker registers the victim's address, then tries to sign in to
+  //    add a passkey or an authenticator app that would outlive the owner's
+  //    reset. Refused, with the answer to a wrong password.
   const registrar = new Browser(running.url);
   const form = await registrar.request("/register");
   t.equal(form.status, 200);
   const registered = await registrar.request("/register", { form: { csrf: csrfToken(form.body), email: victimEmail, name: "Victim", password: attackerPassword } });
   t.equal(registered.status, 200);
   await waitForEmails(running.db, victimEmail, "verify-email");
-  const attackerAccount = await openAccount(running, { id: "", email: victimEmail, password: attackerPassword, name: "Victim" } as TestUser);
-  const { challengeId, options } = await registrationOptions(attackerAccount);
-  const authenticator = new SoftAuthenticator(running.url);
-  const added = await postJson(attackerAccount.browser, "/account/passkeys", { challengeId, response: authenticator.register(options), name: "attacker" }, { "x-csrf-token": attackerAccount.csrf });
-  t.equal(added.status, 201, "the attacker added a passkey to the unverified account");
+  t.notOk(await canSignIn({ email: victimEmail, password: attackerPassword }), "the registrant cannot sign in before the address is verified");
+  const row = await findUserByEmail(running.db, victimEmail);
+  t.equal(await running.db.prisma.passkey.count({ where: { userId: row!.id } }), 0, "so nothing was added to the account");
+  const events = await running.db.prisma.auditEvent.findMany({ where: { userId: row!.id, type: "sign_in.failed" } });
+  t.same(events.map((e) => (JSON.parse(e.data) as { reason: string }).reason), ["email_unverified"], "audited with its reason");
 
-  // 2. The victim claims the address with "Forgot password?".
+  // 2. The owner claims the address with "Forgot password?": the reset proves
+  //    the mailbox, sets their password and verifies the address.
   await forgot(running, victimEmail);
   const reset = linkIn((await latestEmail(running.db, victimEmail, "password-reset")).text, running.url);
   const victimPassword = strongPassword();
   const afterReset = await setPasswordThrough(new Browser(running.url), reset, reset.pathname, victimPassword);
-  t.equal(afterReset.url.pathname, "/account", "the victim set a password and is signed in");
+  t.equal(afterReset.url.pathname, "/account", "the owner set a password and is signed in");
+  t.notOk(await canSignIn({ email: victimEmail, password: attackerPassword }), "the registrant's password is gone");
+  t.ok(await canSignIn({ email: victimEmail, password: victimPassword }), "the owner signs in from now on");
+});
 
-  // 3. The attacker signs in with the passkey.
-  const signIn = await openPasskeySignIn(running, client);
-  const assertion = await authenticationOptions(signIn);
-  const res = await sendAssertion(signIn, { challengeId: assertion.challengeId, response: authenticator.assert(assertion.options) });
-  t.not(res.status, 200, `the attacker's passkey no longer signs in to the victim's account (got ${res.status} ${JSON.stringify(res.json)})`);
+t.test("a self-registered account signs in once its address is verified", async (t) => {
+  const email = uniqueEmail("self");
+  const password = strongPassword();
+  const browser = new Browser(running.url);
+  const form = await browser.request("/register");
+  await browser.request("/register", { form: { csrf: csrfToken(form.body), email, name: "Self", password } });
+  const [verify] = await waitForEmails(running.db, email, "verify-email");
+  t.notOk(await canSignIn({ email, password }), "not before");
+  const verified = await new Browser(running.url).request(linkIn(verify!.text, running.url));
+  t.equal(verified.status, 200);
+  t.match(verified.body, /Your email is verified\./);
+  t.ok(await canSignIn({ email, password }), "after");
 });
 
 /** The /account page's "Signed in as" line, in `browser`, or undefined when it is not signed in. */
