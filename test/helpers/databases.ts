@@ -38,10 +38,6 @@ export function providers(t: Test): DatabaseProvider[] {
 /** Creates and migrates a database for one test; removed at teardown. */
 export async function createTestDatabase(t: Test, provider: DatabaseProvider): Promise<TestDatabase> {
   const opened: Database[] = [];
-  // Teardowns run in the order they are added: close connections before dropping.
-  t.teardown(async () => {
-    for (const db of opened.splice(0)) await db.close();
-  });
   let url: string;
   if (provider === "sqlite") {
     const dir = mkdtempSync(join(tmpdir(), "gatehouse-test-"));
@@ -64,6 +60,11 @@ export async function createTestDatabase(t: Test, provider: DatabaseProvider): P
       await c.end();
     });
   }
+  // tap runs teardowns last-added first: added after the removal above, this
+  // closes the connections before the database is dropped.
+  t.teardown(async () => {
+    for (const db of opened.splice(0)) await db.close();
+  });
   await migrateDatabase(url, provider);
   return {
     provider,

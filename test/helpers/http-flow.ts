@@ -48,16 +48,18 @@ export interface AppOptions {
 }
 
 export async function buildTestApp(t: Test, { env = {}, open = {}, provider = "sqlite", logger = false }: AppOptions = {}): Promise<Omit<RunningApp, "url">> {
-  // tap runs teardowns in the order they were added: this one, added before
-  // the database's, closes the app before its database is closed.
-  let app: FastifyInstance | undefined;
-  t.teardown(() => app?.close());
   const database = await createTestDatabase(t, provider);
   const config = testConfig(t, { DATABASE_URL: database.url, ...env });
   const ring = loadMasterKeyRing(config);
   const db = await database.open({ auditKey: auditKeyOf(ring), ...open });
   await ensureSigningKeys(db, ring);
-  app = await buildApp({ config, db, ring, logger });
+  const app = await buildApp({ config, db, ring, logger });
+  // tap runs teardowns last-added first: the app's, added after those of the
+  // database and the config's folders, closes the app (its email worker, the
+  // work it does after an answer) before its database is closed and dropped.
+  // Before, the database went first, and a close waiting on work against it
+  // could hang until the test's timeout.
+  t.teardown(() => app.close());
   return { app, config, db, ring };
 }
 

@@ -111,9 +111,9 @@ export async function startServer(
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exited;
   };
-  t.teardown(() => stop());
-  // After the server has stopped (teardowns run in the order they are added).
+  // After the server has stopped (tap runs teardowns last-added first).
   t.teardown(() => rmSync(outboxDir, { recursive: true, force: true }));
+  t.teardown(() => stop());
 
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
