@@ -104,7 +104,7 @@ const wrongCode = "That code is not valid or has expired. Check the code on your
 
 /**
  * oidc-provider's deviceFlow options: our charset and mask, and its three
- * page hooks rendering our views (the defaults are placeholders, oidc-provider
+ * page hooks rendering our views (the built-in pages are bare examples meant to be replaced, oidc-provider
  * docs, features.deviceFlow). The input form carries `confirm=yes`: the user
  * confirms after signing in, on the consent page, which names the client
  * (deviceConfirmationCheck), rather than before.
