@@ -49,15 +49,7 @@ export async function findUserProfile(db: Queryable, id: string): Promise<UserPr
     // oidc-provider's findAccount runs it on every token exchange, userinfo
     // and introspection request, outside any transaction: db.sql.
     const [row] = await db.sql.query(`SELECT "id", "email", "name", "role", "disabled", "emailVerified" FROM "User" WHERE "id" = ?`, [id]);
-    if (!row) return null;
-    return {
-      id: row.id as string,
-      email: row.email as string,
-      name: (row.name as string | null) ?? null,
-      role: row.role as string,
-      disabled: toBool(row.disabled),
-      emailVerified: toBool(row.emailVerified),
-    };
+    return row ? profileOf(row) : null;
   }
   return clientOf(db).user.findUnique({ where: { id }, select: profileColumns });
 }
@@ -74,15 +66,23 @@ export async function findUserByEmail(db: Queryable, email: string): Promise<Use
   return clientOf(db).user.findUnique({ where: { email: email.toLowerCase() } });
 }
 
-function userRowOf(row: SqlRow): UserRow {
+/** A row of db.sql as a UserProfile (the profile's columns). */
+function profileOf(row: SqlRow): UserProfile {
   return {
     id: row.id as string,
     email: row.email as string,
     name: (row.name as string | null) ?? null,
     role: row.role as string,
     disabled: toBool(row.disabled),
-    passwordHash: (row.passwordHash as string | null) ?? null,
     emailVerified: toBool(row.emailVerified),
+  };
+}
+
+/** A row of db.sql as a whole UserRow (every column selected). */
+function userRowOf(row: SqlRow): UserRow {
+  return {
+    ...profileOf(row),
+    passwordHash: (row.passwordHash as string | null) ?? null,
     selfRegistered: toBool(row.selfRegistered),
     createdAt: toDate(row.createdAt)!,
     updatedAt: toDate(row.updatedAt)!,
