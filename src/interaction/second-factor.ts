@@ -102,10 +102,23 @@ export function secondFactorStep(app: FastifyInstance, ctx: AppContext, details:
     );
   }
 
+  // Whether the user has an authenticator app, read once per request: the
+  // sign-in audits its outcome (isDue) and then acts on it (afterFirstFactor)
+  // from the same answer. Keyed by the interaction object, which
+  // interactionDetails makes afresh for each request.
+  const totpRead = new WeakMap<Interaction, { accountId: string; hasTotp: Promise<boolean> }>();
+  function hasTotpOf(interaction: Interaction, accountId: string): Promise<boolean> {
+    const read = totpRead.get(interaction);
+    if (read?.accountId === accountId) return read.hasTotp;
+    const hasTotp = hasConfirmedTotp(ctx.db, accountId);
+    totpRead.set(interaction, { accountId, hasTotp });
+    return hasTotp;
+  }
+
   /** undefined when no second factor is due; otherwise whether the user has an authenticator app to ask. */
   async function secondFactorOf(interaction: Interaction, accountId: string, amr: string[]): Promise<{ hasTotp: boolean } | undefined> {
     if (amr.includes("mfa")) return undefined;
-    const hasTotp = await hasConfirmedTotp(ctx.db, accountId);
+    const hasTotp = await hasTotpOf(interaction, accountId);
     const asked = String(interaction.params.acr_values ?? "").split(" ").includes(mfaAcr);
     return hasTotp || asked || ctx.config.mfa === "required" ? { hasTotp } : undefined;
   }

@@ -9,7 +9,7 @@
 import t, { type Test } from "tap";
 import type { DatabaseProvider } from "../../src/db/database.ts";
 import { providers } from "../helpers/databases.ts";
-import { Browser, authorizationUrl, makeClient, makeUser, redirectUri, signInAndConsent, startApp, tokenRequest } from "../helpers/http-flow.ts";
+import { Browser, authorizationUrl, formAction, csrfToken, isSignInPage, last, makeClient, makeUser, redirectUri, signInAndConsent, startApp, tokenRequest } from "../helpers/http-flow.ts";
 
 /**
  * Statements per request, as measured (docs/PERFORMANCE.md): a regression
@@ -134,3 +134,22 @@ async function querySuite(t: Test, provider: DatabaseProvider): Promise<void> {
 for (const provider of providers(t)) {
   t.test(`queries per token request on ${provider} (authorization_code, then refresh_token)`, (t) => querySuite(t, provider));
 }
+
+/**
+ * The sign-in POST decides whether a second factor is due and audits the
+ * outcome from one read of the user's authenticator app
+ * (interaction/second-factor.ts), not one read for each.
+ */
+t.test("the password sign-in reads the user's authenticator app once", async (t) => {
+  const queries: string[] = [];
+  const running = await startApp(t, { open: { onQuery: (sql) => queries.push(sql) } });
+  const user = await makeUser(running);
+  const client = await makeClient(running, { name: "Sign-in Query Counter" });
+  const browser = new Browser(running.url);
+  const page = last(await browser.follow((await authorizationUrl(client)).url));
+  t.ok(isSignInPage(page.body), "the sign-in page is shown");
+  queries.length = 0;
+  const answer = await browser.request(formAction(page.body), { form: { csrf: csrfToken(page.body), email: user.email, password: user.password } });
+  t.equal(answer.status, 303, "the right password is accepted");
+  t.equal(queries.filter((sql) => sql.includes("UserTotp")).length, 1, "UserTotp is read once");
+});
