@@ -7,12 +7,16 @@
  * user in and grants consent without a page, so that the authorization code
  * flow measures the protocol work alone.
  *
- * The adapter is oidc-provider's own MemoryAdapter, given a larger store:
- * its default LRU keeps 1,000 entries, and a benchmark issues more tokens
- * than that, which would evict the virtual users' grants mid-run.
+ * The adapter is chosen by BENCH_STORE:
+ * - memory (the default): oidc-provider's own MemoryAdapter, given a larger
+ *   store: its default LRU keeps 1,000 entries, and a benchmark issues more
+ *   tokens than that, which would evict the virtual users' grants mid-run.
+ * - sqlite: bench/baseline-store.ts, one SQLite row per model instance in a
+ *   table shaped like Gatehouse's OidcRecord (`npm run bench --
+ *   --baseline-store sqlite`), in a temporary folder removed on exit.
  *
  * Run as a child process by bench/run.ts; configured through the environment:
- * PORT, BENCH_CLIENT (JSON client metadata), BENCH_ACCOUNT_ID.
+ * PORT, BENCH_CLIENT (JSON client metadata), BENCH_ACCOUNT_ID, BENCH_STORE.
  */
 import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
@@ -20,6 +24,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import Provider from "oidc-provider";
 import MemoryAdapter from "oidc-provider/lib/adapters/memory_adapter.js";
 import LRU from "oidc-provider/lib/helpers/lru.js";
+import { createSqliteStore, type SqliteStore } from "./baseline-store.ts";
 
 const port = Number(process.env.PORT);
 const issuer = `http://127.0.0.1:${port}`;
@@ -29,10 +34,25 @@ const accountId = process.env.BENCH_ACCOUNT_ID ?? "bench-account";
 const { privateKey } = await generateKeyPair("RS256", { modulusLength: 2048, extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), alg: "RS256", use: "sig", kid: "baseline-rs256" };
 
-const store = new LRU({ maxSize: 10_000_000 });
+const storeKind = process.env.BENCH_STORE ?? "memory";
+if (storeKind !== "memory" && storeKind !== "sqlite") throw new Error(`BENCH_STORE must be memory or sqlite, not ${storeKind}`);
+
+function memoryAdapter(): (model: string) => never {
+  const store = new LRU({ maxSize: 10_000_000 });
+  return (model) => new MemoryAdapter(model, store) as never;
+}
+
+function sqliteAdapter(): SqliteStore["adapter"] {
+  const store = createSqliteStore();
+  // Removes the database's folder however the process ends, short of SIGKILL:
+  // bench/servers.ts stops the baseline with SIGTERM; Ctrl-C sends SIGINT.
+  process.on("exit", () => store.close());
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => process.exit(0));
+  return store.adapter;
+}
 
 const provider = new Provider(issuer, {
-  adapter: (model: string) => new MemoryAdapter(model, store) as never,
+  adapter: storeKind === "sqlite" ? sqliteAdapter() : memoryAdapter(),
   clients: [client as never],
   jwks: { keys: [jwk as never] },
   cookies: { keys: [randomBytes(32).toString("base64url")] },
@@ -74,4 +94,4 @@ createServer((req, res) => {
     return;
   }
   callback(req, res);
-}).listen(port, "127.0.0.1", () => process.stdout.write(`baseline listening on ${issuer}\n`));
+}).listen(port, "127.0.0.1", () => process.stdout.write(`baseline (${storeKind} store) listening on ${issuer}\n`));

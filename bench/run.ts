@@ -1,9 +1,11 @@
 /**
- * `npm run bench [-- --quick] [-- --pg [--database-url URL]]`: Gatehouse
- * against a bare oidc-provider (bench/baseline.ts), both started here as
- * child processes on 127.0.0.1, scenario by scenario with the runs
- * interleaved (Gatehouse, baseline, Gatehouse, baseline) so that the noise of
- * a shared machine falls on both. Prints a table and writes
+ * `npm run bench [-- --quick] [-- --pg [--database-url URL]]
+ * [-- --baseline-store memory|sqlite]`: Gatehouse against a bare
+ * oidc-provider (bench/baseline.ts: oidc-provider's in-memory adapter, or
+ * with `--baseline-store sqlite` the SQLite one of bench/baseline-store.ts),
+ * both started here as child processes on 127.0.0.1, scenario by scenario
+ * with the runs interleaved (Gatehouse, baseline, Gatehouse, baseline) so
+ * that the noise of a shared machine falls on both. Prints a table and writes
  * bench/results/<timestamp>.json. Compare ratios measured in one run, not
  * absolute figures across runs (docs/PERFORMANCE.md).
  */
@@ -27,6 +29,8 @@ export interface BenchOptions {
   rounds: number;
   scenarios: ScenarioName[];
   argon2: boolean;
+  /** The baseline's adapter (bench/baseline.ts): in memory (the default) or SQLite rows. */
+  baselineStore?: "memory" | "sqlite";
   /** A folder for a CPU profile of the Gatehouse process (`--cpu-prof`), if wanted. */
   cpuProfileDir?: string | undefined;
 }
@@ -49,7 +53,7 @@ export interface ScenarioResult {
 export interface BenchReport {
   date: string;
   machine: { cpus: number; model: string; node: string; platform: string };
-  options: Omit<BenchOptions, "postgresUrl"> & { database: "sqlite" | "postgresql" };
+  options: Omit<BenchOptions, "postgresUrl" | "baselineStore"> & { database: "sqlite" | "postgresql"; baselineStore: "memory" | "sqlite" };
   results: ScenarioResult[];
   memoryKiB: Record<"gatehouse" | "baseline", { afterStart: number | undefined; afterSetup: number | undefined; atEnd: number | undefined }>;
 }
@@ -96,11 +100,12 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   };
   const results: ScenarioResult[] = [];
   const users = new Map<RunningServer, VirtualUser[]>();
+  const baselineStore = options.baselineStore ?? "memory";
   try {
-    log(`starting Gatehouse (${options.postgresUrl ? "PostgreSQL" : "SQLite"}) and the baseline`);
+    log(`starting Gatehouse (${options.postgresUrl ? "PostgreSQL" : "SQLite"}) and the baseline (${baselineStore} store)`);
     const gatehouse = await startGatehouse({ postgresUrl: options.postgresUrl, cpuProfileDir: options.cpuProfileDir });
     servers.push(gatehouse);
-    const baseline = await startBaseline();
+    const baseline = await startBaseline({ store: baselineStore });
     servers.push(baseline);
     for (const server of servers) {
       memoryKiB[server.name].afterStart = residentKiB(server.pid);
@@ -161,7 +166,7 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   return {
     date: new Date().toISOString(),
     machine: { cpus: availableParallelism(), model: cpus()[0]?.model ?? "unknown", node: process.version, platform: `${process.platform} ${process.arch}` },
-    options: { ...options, postgresUrl: undefined, database: options.postgresUrl ? "postgresql" : "sqlite" } as BenchReport["options"],
+    options: { ...options, postgresUrl: undefined, database: options.postgresUrl ? "postgresql" : "sqlite", baselineStore } as BenchReport["options"],
     results,
     memoryKiB,
   };
@@ -217,8 +222,11 @@ function parseOptions(argv: string[]): BenchOptions {
       scenario: { type: "string", multiple: true },
       "no-argon2": { type: "boolean", default: false },
       "cpu-prof": { type: "string" },
+      "baseline-store": { type: "string", default: "memory" },
     },
   });
+  const baselineStore = values["baseline-store"]!;
+  if (baselineStore !== "memory" && baselineStore !== "sqlite") throw new Error(`--baseline-store must be memory or sqlite, not ${baselineStore}`);
   const postgresUrl = values.pg ? (values["database-url"] ?? process.env.TEST_DATABASE_URL) : undefined;
   if (values.pg && !postgresUrl) throw new Error("--pg needs --database-url URL or TEST_DATABASE_URL (a server where a throwaway database can be created)");
   const scenarios = (values.scenario ?? [...scenarioNames]) as ScenarioName[];
@@ -234,6 +242,7 @@ function parseOptions(argv: string[]): BenchOptions {
     scenarios,
     argon2: !values["no-argon2"],
     cpuProfileDir: values["cpu-prof"],
+    baselineStore,
   };
 }
 
@@ -246,5 +255,5 @@ if (isMain) {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${report.date.replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\n${formatTable(report)}\n\nMachine: ${report.machine.cpus} CPUs (${report.machine.model}), Node ${report.machine.node}; database ${report.options.database}.\nJSON: ${file}\n`);
+  process.stdout.write(`\n${formatTable(report)}\n\nMachine: ${report.machine.cpus} CPUs (${report.machine.model}), Node ${report.machine.node}; database ${report.options.database}; baseline store ${report.options.baselineStore}.\nJSON: ${file}\n`);
 }

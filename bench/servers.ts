@@ -186,8 +186,12 @@ export async function startGatehouse(options: { postgresUrl?: string; cpuProfile
   }
 }
 
-/** The bare oidc-provider of bench/baseline.ts with the same client metadata as Gatehouse's. */
-export async function startBaseline(): Promise<RunningServer> {
+/**
+ * The bare oidc-provider of bench/baseline.ts with the same client metadata
+ * as Gatehouse's; `store` picks its adapter (BENCH_STORE): oidc-provider's
+ * in-memory one (the default) or the SQLite one of bench/baseline-store.ts.
+ */
+export async function startBaseline(options: { store?: "memory" | "sqlite" } = {}): Promise<RunningServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const client = { clientId: "bench-client", clientSecret: randomBytes(32).toString("base64url") };
@@ -203,7 +207,7 @@ export async function startBaseline(): Promise<RunningServer> {
   };
   const { child, stop } = await startChild(
     ["--import", "tsx", join(root, "bench/baseline.ts")],
-    { PORT: String(port), BENCH_CLIENT: JSON.stringify(metadata) },
+    { PORT: String(port), BENCH_CLIENT: JSON.stringify(metadata), BENCH_STORE: options.store ?? "memory" },
     url,
     "/.well-known/openid-configuration",
   );
