@@ -9,11 +9,12 @@ import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import t from "tap";
 import { createSqliteStore } from "../../bench/baseline-store.ts";
-import { runBench } from "../../bench/run.ts";
+import { runBench, type BenchOptions } from "../../bench/run.ts";
 import { scenarioNames } from "../../bench/scenarios.ts";
 
-t.test("every benchmark scenario answers on Gatehouse and on the baseline", async (t) => {
-  const report = await runBench({
+/** Every scenario, five iterations on two connections, one round. */
+const smoke = (options: Partial<BenchOptions>) =>
+  runBench({
     quick: true,
     postgresUrl: undefined,
     connections: 2,
@@ -22,7 +23,11 @@ t.test("every benchmark scenario answers on Gatehouse and on the baseline", asyn
     rounds: 1,
     scenarios: [...scenarioNames],
     argon2: true,
+    ...options,
   });
+
+t.test("every benchmark scenario answers on Gatehouse and on the baseline", async (t) => {
+  const report = await smoke({});
   t.same(
     report.results.map((r) => r.scenario),
     [...scenarioNames, "argon2_verify"],
@@ -46,17 +51,7 @@ t.test("every benchmark scenario answers on Gatehouse and on the baseline", asyn
 });
 
 t.test("every scenario answers with the baseline on its SQLite store", async (t) => {
-  const report = await runBench({
-    quick: true,
-    postgresUrl: undefined,
-    connections: 2,
-    durationMs: 10_000,
-    maxRequests: 5,
-    rounds: 1,
-    scenarios: [...scenarioNames],
-    argon2: false,
-    baselineStore: "sqlite",
-  });
+  const report = await smoke({ argon2: false, baselineStore: "sqlite" });
   t.equal(report.options.baselineStore, "sqlite", "the report records the baseline's store");
   t.same(
     report.results.map((r) => r.scenario),
