@@ -12,7 +12,6 @@ import { userCodeAcceptedOf } from "../oidc/device-flow.ts";
 import { AppError } from "../errors.ts";
 import { authenticatedClientOf } from "../oidc/provider.ts";
 import { jwksMaxAge } from "../oidc/keys.ts";
-import { runInRequestScope } from "../oidc/request-scope.ts";
 
 /**
  * Pins the headers that oidc-provider (koa, with its `proxy` flag on) and our
@@ -151,7 +150,7 @@ export async function oidcPlugin(app: FastifyInstance, { host, config, userCodes
     for (const [name, value] of headers) res.setHeader(name, value);
     // Counted in the metrics by plugins/metrics.ts, like every other route.
     if (onFinish) res.on("finish", onFinish);
-    runInRequestScope(() => host.callback(request.raw, res));
+    host.callback(request.raw, res);
   };
   const documents = keptDocuments(host, handle);
 
