@@ -25,7 +25,7 @@ import {
   upsertOidcRecord,
   type StoredRecord,
 } from "../db/oidc-records.ts";
-import { requestReads } from "./request-scope.ts";
+import { forgetRequestReads, requestReads } from "./request-scope.ts";
 import type { ClientStore } from "./client-store.ts";
 import type { StoredIds } from "../crypto/stored-ids.ts";
 import { idByUserCode, protectPayload, revealPayload, storesHashedId } from "./stored-payloads.ts";
@@ -98,7 +98,7 @@ class OidcRecordAdapter implements Adapter {
 
   /** The request has written: what it read may be stale. */
   private forgetReads(): void {
-    requestReads()?.clear();
+    forgetRequestReads();
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {

@@ -30,3 +30,9 @@ export function requestReads(): RequestReads | undefined {
   }
   return reads;
 }
+
+/** Forgets what the current provider request has read (it has written), if it read anything. */
+export function forgetRequestReads(): void {
+  const ctx = Provider.ctx;
+  if (ctx) scopes.get(ctx)?.clear();
+}
