@@ -69,6 +69,16 @@ function live(row: Row | undefined): AdapterPayload | undefined {
   return payload;
 }
 
+/** The baseline's stores (BENCH_STORE, `--baseline-store`): oidc-provider's in-memory adapter, or this one. */
+export const baselineStores = ["memory", "sqlite"] as const;
+export type BaselineStore = (typeof baselineStores)[number];
+
+/** `value` as a BaselineStore; throws, naming `setting`, for anything else. */
+export function baselineStoreOf(setting: string, value: string): BaselineStore {
+  if (!(baselineStores as readonly string[]).includes(value)) throw new Error(`${setting} must be ${baselineStores.join(" or ")}, not ${value}`);
+  return value as BaselineStore;
+}
+
 export interface SqliteStore {
   /** The `adapter` factory for oidc-provider's configuration. */
   adapter(model: string): Adapter;

@@ -24,7 +24,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import Provider from "oidc-provider";
 import MemoryAdapter from "oidc-provider/lib/adapters/memory_adapter.js";
 import LRU from "oidc-provider/lib/helpers/lru.js";
-import { createSqliteStore, type SqliteStore } from "./baseline-store.ts";
+import { baselineStoreOf, createSqliteStore, type SqliteStore } from "./baseline-store.ts";
 
 const port = Number(process.env.PORT);
 const issuer = `http://127.0.0.1:${port}`;
@@ -34,8 +34,7 @@ const accountId = process.env.BENCH_ACCOUNT_ID ?? "bench-account";
 const { privateKey } = await generateKeyPair("RS256", { modulusLength: 2048, extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), alg: "RS256", use: "sig", kid: "baseline-rs256" };
 
-const storeKind = process.env.BENCH_STORE ?? "memory";
-if (storeKind !== "memory" && storeKind !== "sqlite") throw new Error(`BENCH_STORE must be memory or sqlite, not ${storeKind}`);
+const storeKind = baselineStoreOf("BENCH_STORE", process.env.BENCH_STORE ?? "memory");
 
 function memoryAdapter(): (model: string) => never {
   const store = new LRU({ maxSize: 10_000_000 });

@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config.ts";
 import { hashPassword, verifyPassword } from "../src/auth/passwords.ts";
 import { runLoad, type LoadResult } from "./load.ts";
+import { baselineStoreOf, type BaselineStore } from "./baseline-store.ts";
 import { createVirtualUser, discoverEndpoints, iterate, multiRequest, scenarioNames, type ScenarioName, type VirtualUser } from "./scenarios.ts";
 import { cpuMicros, residentKiB, root, startBaseline, startGatehouse, type RunningServer } from "./servers.ts";
 
@@ -30,7 +31,7 @@ export interface BenchOptions {
   scenarios: ScenarioName[];
   argon2: boolean;
   /** The baseline's adapter (bench/baseline.ts): in memory (the default) or SQLite rows. */
-  baselineStore?: "memory" | "sqlite";
+  baselineStore?: BaselineStore;
   /** A folder for a CPU profile of the Gatehouse process (`--cpu-prof`), if wanted. */
   cpuProfileDir?: string | undefined;
 }
@@ -53,7 +54,7 @@ export interface ScenarioResult {
 export interface BenchReport {
   date: string;
   machine: { cpus: number; model: string; node: string; platform: string };
-  options: Omit<BenchOptions, "postgresUrl" | "baselineStore"> & { database: "sqlite" | "postgresql"; baselineStore: "memory" | "sqlite" };
+  options: Omit<BenchOptions, "postgresUrl" | "baselineStore"> & { database: "sqlite" | "postgresql"; baselineStore: BaselineStore };
   results: ScenarioResult[];
   memoryKiB: Record<"gatehouse" | "baseline", { afterStart: number | undefined; afterSetup: number | undefined; atEnd: number | undefined }>;
 }
@@ -225,8 +226,7 @@ function parseOptions(argv: string[]): BenchOptions {
       "baseline-store": { type: "string", default: "memory" },
     },
   });
-  const baselineStore = values["baseline-store"]!;
-  if (baselineStore !== "memory" && baselineStore !== "sqlite") throw new Error(`--baseline-store must be memory or sqlite, not ${baselineStore}`);
+  const baselineStore = baselineStoreOf("--baseline-store", values["baseline-store"]!);
   const postgresUrl = values.pg ? (values["database-url"] ?? process.env.TEST_DATABASE_URL) : undefined;
   if (values.pg && !postgresUrl) throw new Error("--pg needs --database-url URL or TEST_DATABASE_URL (a server where a throwaway database can be created)");
   const scenarios = (values.scenario ?? [...scenarioNames]) as ScenarioName[];

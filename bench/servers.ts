@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { freePort, runCli as runCliProcess, serverArgs } from "../test/helpers/processes.ts";
+import type { BaselineStore } from "./baseline-store.ts";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -191,7 +192,7 @@ export async function startGatehouse(options: { postgresUrl?: string; cpuProfile
  * as Gatehouse's; `store` picks its adapter (BENCH_STORE): oidc-provider's
  * in-memory one (the default) or the SQLite one of bench/baseline-store.ts.
  */
-export async function startBaseline(options: { store?: "memory" | "sqlite" } = {}): Promise<RunningServer> {
+export async function startBaseline(options: { store?: BaselineStore } = {}): Promise<RunningServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const client = { clientId: "bench-client", clientSecret: randomBytes(32).toString("base64url") };
