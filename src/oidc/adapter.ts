@@ -140,9 +140,12 @@ class OidcRecordAdapter implements Adapter {
     if (!read) {
       read = findOidcRecordsWithGrant(this.db, presentedTokens, ids);
       reads.set(key, read);
-      // What the Grant adapter will be asked next, found or not.
+      // What the Grant adapter will be asked next, found or not; unless the
+      // request wrote while this read was out (the scope was emptied and
+      // this read is no longer in it): what it found may be stale.
       void read.then(
         (records) => {
+          if (reads.get(key) !== read) return;
           for (const token of records) {
             if (token.model === "Grant" || !token.grantId || reads.has(grantReadKey(token.grantId))) continue;
             reads.set(grantReadKey(token.grantId), Promise.resolve(records.find((r) => r.model === "Grant" && r.id === token.grantId)));

@@ -64,6 +64,19 @@ t.test("the request scope", async (t) => {
     });
   });
 
+  await t.test("a write while a token is being read is not undone when the read ends", async (t) => {
+    const { grantId, tokenId } = await issue();
+    await inRequest(async () => {
+      // The token's read also brings its grant; the grant is revoked before
+      // that read has answered. What the read found must not be kept.
+      const reading = tokens.find(tokenId);
+      const revoking = grants.destroy(grantId);
+      t.ok(await reading, "the token was found");
+      await revoking;
+      t.equal(await grants.find(grantId), undefined, "the grant, revoked meanwhile, is not found");
+    });
+  });
+
   await t.test("two requests do not share their reads", async (t) => {
     const { tokenId } = await issue();
     let first: ReturnType<typeof requestReads>;
