@@ -73,10 +73,19 @@ function live(row: Row | undefined): AdapterPayload | undefined {
 export const baselineStores = ["memory", "sqlite"] as const;
 export type BaselineStore = (typeof baselineStores)[number];
 
-/** `value` as a BaselineStore; throws, naming `setting`, for anything else. */
-export function baselineStoreOf(setting: string, value: string): BaselineStore {
-  if (!(baselineStores as readonly string[]).includes(value)) throw new Error(`${setting} must be ${baselineStores.join(" or ")}, not ${value}`);
-  return value as BaselineStore;
+/**
+ * How the baseline serves HTTP (BENCH_HOST, `--baseline-host`): Node's own
+ * server calling the provider, or a Fastify 5 app that mounts the provider
+ * as Gatehouse does (a catch-all route, body parsers removed, the reply
+ * hijacked) and does nothing else: no logger, hooks or limits.
+ */
+export const baselineHosts = ["node", "fastify"] as const;
+export type BaselineHost = (typeof baselineHosts)[number];
+
+/** `value` if it is one of `choices`; throws, naming `setting`, for anything else. */
+export function choiceOf<T extends string>(setting: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) throw new Error(`${setting} must be ${choices.join(" or ")}, not ${value}`);
+  return value as T;
 }
 
 export interface SqliteStore {

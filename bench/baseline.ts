@@ -15,16 +15,25 @@
  *   table shaped like Gatehouse's OidcRecord (`npm run bench --
  *   --baseline-store sqlite`), in a temporary folder removed on exit.
  *
+ * What serves HTTP is chosen by BENCH_HOST:
+ * - node (the default): Node's http server calls the provider.
+ * - fastify: a Fastify 5 app mounts the provider as Gatehouse does
+ *   (src/plugins/oidc.ts: a catch-all route, the body parsers removed, the
+ *   reply hijacked) and does nothing else: no logger, request ids, hooks,
+ *   limits or metrics. What Fastify's own request path costs the provider.
+ *
  * Run as a child process by bench/run.ts; configured through the environment:
- * PORT, BENCH_CLIENT (JSON client metadata), BENCH_ACCOUNT_ID, BENCH_STORE.
+ * PORT, BENCH_CLIENT (JSON client metadata), BENCH_ACCOUNT_ID, BENCH_STORE,
+ * BENCH_HOST.
  */
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import { exportJWK, generateKeyPair } from "jose";
 import Provider from "oidc-provider";
 import MemoryAdapter from "oidc-provider/lib/adapters/memory_adapter.js";
 import LRU from "oidc-provider/lib/helpers/lru.js";
-import { baselineStoreOf, createSqliteStore, type SqliteStore } from "./baseline-store.ts";
+import Fastify from "fastify";
+import { baselineHosts, baselineStores, choiceOf, createSqliteStore, type SqliteStore } from "./baseline-store.ts";
 
 const port = Number(process.env.PORT);
 const issuer = `http://127.0.0.1:${port}`;
@@ -34,7 +43,8 @@ const accountId = process.env.BENCH_ACCOUNT_ID ?? "bench-account";
 const { privateKey } = await generateKeyPair("RS256", { modulusLength: 2048, extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), alg: "RS256", use: "sig", kid: "baseline-rs256" };
 
-const storeKind = baselineStoreOf("BENCH_STORE", process.env.BENCH_STORE ?? "memory");
+const storeKind = choiceOf("BENCH_STORE", process.env.BENCH_STORE ?? "memory", baselineStores);
+const hostKind = choiceOf("BENCH_HOST", process.env.BENCH_HOST ?? "node", baselineHosts);
 
 function memoryAdapter(): (model: string) => never {
   const store = new LRU({ maxSize: 10_000_000 });
@@ -76,7 +86,7 @@ const provider = new Provider(issuer, {
 const callback = provider.callback();
 
 /** Finishes login and consent at once for the benchmark account (oidc-provider's interactionFinished). */
-async function finishInteraction(req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): Promise<void> {
+async function finishInteraction(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const details = await provider.interactionDetails(req, res);
   const grant = new provider.Grant({ accountId, clientId: String(details.params.client_id) });
   grant.addOIDCScope(String(details.params.scope));
@@ -84,7 +94,7 @@ async function finishInteraction(req: import("node:http").IncomingMessage, res: 
   await provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } }, { mergeWithLastSubmission: false });
 }
 
-createServer((req, res) => {
+function serve(req: IncomingMessage, res: ServerResponse): void {
   if (req.url?.startsWith("/interaction/")) {
     finishInteraction(req, res).catch((error: unknown) => {
       res.statusCode = 500;
@@ -93,4 +103,18 @@ createServer((req, res) => {
     return;
   }
   callback(req, res);
-}).listen(port, "127.0.0.1", () => process.stdout.write(`baseline (${storeKind} store) listening on ${issuer}\n`));
+}
+
+if (hostKind === "fastify") {
+  const app = Fastify({ logger: false });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", (_request, _payload, done) => done(null));
+  app.all("/*", (request, reply) => {
+    reply.hijack();
+    serve(request.raw, reply.raw);
+  });
+  await app.listen({ port, host: "127.0.0.1" });
+} else {
+  await new Promise<void>((resolve) => createServer(serve).listen(port, "127.0.0.1", resolve));
+}
+process.stdout.write(`baseline (${storeKind} store, ${hostKind} host) listening on ${issuer}\n`);

@@ -1,8 +1,10 @@
 /**
  * `npm run bench [-- --quick] [-- --pg [--database-url URL]]
- * [-- --baseline-store memory|sqlite]`: Gatehouse against a bare
- * oidc-provider (bench/baseline.ts: oidc-provider's in-memory adapter, or
- * with `--baseline-store sqlite` the SQLite one of bench/baseline-store.ts),
+ * [-- --baseline-store memory|sqlite] [-- --baseline-host node|fastify]`:
+ * Gatehouse against a bare oidc-provider (bench/baseline.ts: oidc-provider's
+ * in-memory adapter, or with `--baseline-store sqlite` the SQLite one of
+ * bench/baseline-store.ts; served by Node's http server, or with
+ * `--baseline-host fastify` mounted in a Fastify app and nothing else),
  * both started here as child processes on 127.0.0.1, scenario by scenario
  * with the runs interleaved (Gatehouse, baseline, Gatehouse, baseline) so
  * that the noise of a shared machine falls on both. Prints a table and writes
@@ -17,7 +19,7 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config.ts";
 import { hashPassword, verifyPassword } from "../src/auth/passwords.ts";
 import { runLoad, type LoadResult } from "./load.ts";
-import { baselineStoreOf, type BaselineStore } from "./baseline-store.ts";
+import { baselineHosts, baselineStores, choiceOf, type BaselineHost, type BaselineStore } from "./baseline-store.ts";
 import { createVirtualUser, discoverEndpoints, iterate, multiRequest, scenarioNames, type ScenarioName, type VirtualUser } from "./scenarios.ts";
 import { cpuMicros, residentKiB, root, startBaseline, startGatehouse, type RunningServer } from "./servers.ts";
 
@@ -32,6 +34,8 @@ export interface BenchOptions {
   argon2: boolean;
   /** The baseline's adapter (bench/baseline.ts): in memory (the default) or SQLite rows. */
   baselineStore?: BaselineStore;
+  /** What serves the baseline's HTTP (bench/baseline.ts): Node's server (the default) or a bare Fastify app. */
+  baselineHost?: BaselineHost;
   /** A folder for a CPU profile of the Gatehouse process (`--cpu-prof`), if wanted. */
   cpuProfileDir?: string | undefined;
 }
@@ -54,7 +58,7 @@ export interface ScenarioResult {
 export interface BenchReport {
   date: string;
   machine: { cpus: number; model: string; node: string; platform: string };
-  options: Omit<BenchOptions, "postgresUrl" | "baselineStore"> & { database: "sqlite" | "postgresql"; baselineStore: BaselineStore };
+  options: Omit<BenchOptions, "postgresUrl" | "baselineStore" | "baselineHost"> & { database: "sqlite" | "postgresql"; baselineStore: BaselineStore; baselineHost: BaselineHost };
   results: ScenarioResult[];
   memoryKiB: Record<"gatehouse" | "baseline", { afterStart: number | undefined; afterSetup: number | undefined; atEnd: number | undefined }>;
 }
@@ -102,11 +106,12 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   const results: ScenarioResult[] = [];
   const users = new Map<RunningServer, VirtualUser[]>();
   const baselineStore = options.baselineStore ?? "memory";
+  const baselineHost = options.baselineHost ?? "node";
   try {
-    log(`starting Gatehouse (${options.postgresUrl ? "PostgreSQL" : "SQLite"}) and the baseline (${baselineStore} store)`);
+    log(`starting Gatehouse (${options.postgresUrl ? "PostgreSQL" : "SQLite"}) and the baseline (${baselineStore} store, ${baselineHost} host)`);
     const gatehouse = await startGatehouse({ postgresUrl: options.postgresUrl, cpuProfileDir: options.cpuProfileDir });
     servers.push(gatehouse);
-    const baseline = await startBaseline({ store: baselineStore });
+    const baseline = await startBaseline({ store: baselineStore, host: baselineHost });
     servers.push(baseline);
     for (const server of servers) {
       memoryKiB[server.name].afterStart = residentKiB(server.pid);
@@ -167,7 +172,7 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   return {
     date: new Date().toISOString(),
     machine: { cpus: availableParallelism(), model: cpus()[0]?.model ?? "unknown", node: process.version, platform: `${process.platform} ${process.arch}` },
-    options: { ...options, postgresUrl: undefined, database: options.postgresUrl ? "postgresql" : "sqlite", baselineStore } as BenchReport["options"],
+    options: { ...options, postgresUrl: undefined, database: options.postgresUrl ? "postgresql" : "sqlite", baselineStore, baselineHost } as BenchReport["options"],
     results,
     memoryKiB,
   };
@@ -224,9 +229,11 @@ function parseOptions(argv: string[]): BenchOptions {
       "no-argon2": { type: "boolean", default: false },
       "cpu-prof": { type: "string" },
       "baseline-store": { type: "string", default: "memory" },
+      "baseline-host": { type: "string", default: "node" },
     },
   });
-  const baselineStore = baselineStoreOf("--baseline-store", values["baseline-store"]!);
+  const baselineStore = choiceOf("--baseline-store", values["baseline-store"]!, baselineStores);
+  const baselineHost = choiceOf("--baseline-host", values["baseline-host"]!, baselineHosts);
   const postgresUrl = values.pg ? (values["database-url"] ?? process.env.TEST_DATABASE_URL) : undefined;
   if (values.pg && !postgresUrl) throw new Error("--pg needs --database-url URL or TEST_DATABASE_URL (a server where a throwaway database can be created)");
   const scenarios = (values.scenario ?? [...scenarioNames]) as ScenarioName[];
@@ -243,17 +250,24 @@ function parseOptions(argv: string[]): BenchOptions {
     argon2: !values["no-argon2"],
     cpuProfileDir: values["cpu-prof"],
     baselineStore,
+    baselineHost,
   };
 }
 
 // Run as a command (npm run bench), not imported (the smoke test).
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isMain) {
-  const options = parseOptions(process.argv.slice(2));
+  let options: BenchOptions;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
   const report = await runBench(options, (line) => process.stderr.write(`${line}\n`));
   const dir = join(root, "bench/results");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${report.date.replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\n${formatTable(report)}\n\nMachine: ${report.machine.cpus} CPUs (${report.machine.model}), Node ${report.machine.node}; database ${report.options.database}; baseline store ${report.options.baselineStore}.\nJSON: ${file}\n`);
+  process.stdout.write(`\n${formatTable(report)}\n\nMachine: ${report.machine.cpus} CPUs (${report.machine.model}), Node ${report.machine.node}; database ${report.options.database}; baseline store ${report.options.baselineStore}, host ${report.options.baselineHost}.\nJSON: ${file}\n`);
 }

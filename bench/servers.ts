@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { freePort, runCli as runCliProcess, serverArgs } from "../test/helpers/processes.ts";
-import type { BaselineStore } from "./baseline-store.ts";
+import type { BaselineHost, BaselineStore } from "./baseline-store.ts";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -190,9 +190,10 @@ export async function startGatehouse(options: { postgresUrl?: string; cpuProfile
 /**
  * The bare oidc-provider of bench/baseline.ts with the same client metadata
  * as Gatehouse's; `store` picks its adapter (BENCH_STORE): oidc-provider's
- * in-memory one (the default) or the SQLite one of bench/baseline-store.ts.
+ * in-memory one (the default) or the SQLite one of bench/baseline-store.ts;
+ * `host` what serves its HTTP (BENCH_HOST): Node's server or a bare Fastify app.
  */
-export async function startBaseline(options: { store?: BaselineStore } = {}): Promise<RunningServer> {
+export async function startBaseline(options: { store?: BaselineStore; host?: BaselineHost } = {}): Promise<RunningServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const client = { clientId: "bench-client", clientSecret: randomBytes(32).toString("base64url") };
@@ -208,7 +209,7 @@ export async function startBaseline(options: { store?: BaselineStore } = {}): Pr
   };
   const { child, stop } = await startChild(
     ["--import", "tsx", join(root, "bench/baseline.ts")],
-    { PORT: String(port), BENCH_CLIENT: JSON.stringify(metadata), BENCH_STORE: options.store ?? "memory" },
+    { PORT: String(port), BENCH_CLIENT: JSON.stringify(metadata), BENCH_STORE: options.store ?? "memory", BENCH_HOST: options.host ?? "node" },
     url,
     "/.well-known/openid-configuration",
   );

@@ -2,7 +2,8 @@
  * The benchmark (bench/, `npm run bench`) runs: every scenario, a handful of
  * requests against Gatehouse and against the bare oidc-provider baseline,
  * all answered as expected, with the baseline on either store (in memory, or
- * SQLite rows: bench/baseline-store.ts). No timing assertions
+ * SQLite rows: bench/baseline-store.ts) and behind either host (Node's
+ * server, or a bare Fastify app). No timing assertions
  * (docs/PERFORMANCE.md).
  */
 import { existsSync } from "node:fs";
@@ -28,6 +29,7 @@ const smoke = (options: Partial<BenchOptions>) =>
 
 t.test("every benchmark scenario answers on Gatehouse and on the baseline", async (t) => {
   const report = await smoke({});
+  t.same([report.options.baselineStore, report.options.baselineHost], ["memory", "node"], "the default baseline: in memory, on Node's server");
   t.same(
     report.results.map((r) => r.scenario),
     [...scenarioNames, "argon2_verify"],
@@ -50,9 +52,10 @@ t.test("every benchmark scenario answers on Gatehouse and on the baseline", asyn
   t.ok(report.memoryKiB.gatehouse.atEnd === undefined || report.memoryKiB.gatehouse.atEnd > 0, "resident memory read (Linux)");
 });
 
-t.test("every scenario answers with the baseline on its SQLite store", async (t) => {
-  const report = await smoke({ argon2: false, baselineStore: "sqlite" });
+t.test("every scenario answers with the baseline on its SQLite store, in a bare Fastify app", async (t) => {
+  const report = await smoke({ argon2: false, baselineStore: "sqlite", baselineHost: "fastify" });
   t.equal(report.options.baselineStore, "sqlite", "the report records the baseline's store");
+  t.equal(report.options.baselineHost, "fastify", "and its host");
   t.same(
     report.results.map((r) => r.scenario),
     [...scenarioNames],
