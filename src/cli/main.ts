@@ -164,7 +164,8 @@ async function run(argv: string[]): Promise<void> {
 
   if (command === "keys" && sub === "remove") {
     const [kid, ...more] = rest;
-    if (!kid || kid.startsWith("--") || more.length) throw new UsageError("keys remove takes one KID");
+    // A kid is an RFC 7638 thumbprint in base64url: it may start with dashes.
+    if (!kid || more.length) throw new UsageError("keys remove takes one KID");
     await withRuntime(config, async ({ db }) => {
       const removed = await removeSigningKey(db, kid, cliOperator);
       print({ removed: { kid: removed.kid, alg: removed.alg, state: removed.state } });

@@ -233,6 +233,19 @@ function usesSecret(metadata: Record<string, unknown>): boolean {
 }
 
 /**
+ * A new client_id: 128 random bits in base64url that do not start with "-",
+ * so that an id can follow a flag of the gatehouse command
+ * (`--introspection-client ID`): Node's parseArgs refuses an option value that
+ * starts with a dash. One draw in 64 is taken again.
+ */
+export function newClientId(random: (size: number) => Buffer = randomBytes): string {
+  for (;;) {
+    const id = random(16).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
+}
+
+/**
  * Creates a client. The secret is 256 random bits, returned once and stored
  * sealed with the master key (never hashed: a slow hash would cap client
  * authentication at the token endpoint).
@@ -245,7 +258,7 @@ export async function createClient(
   validate?: MetadataValidator,
 ): Promise<CreatedClient> {
   const metadata = buildClientMetadata(input, await registeredResourceScopes(db));
-  const clientId = randomBytes(16).toString("base64url");
+  const clientId = newClientId();
   const secret = usesSecret(metadata) ? randomBytes(32).toString("base64url") : undefined;
   await validate?.({ ...metadata, client_id: clientId, ...(secret && { client_secret: secret }) });
   await transaction(db, async (tx) => {

@@ -153,6 +153,9 @@ for (const provider of providers(t)) {
       const unknown = await runCli(["keys", "remove", "no-such-kid"], cliEnv(cluster));
       t.equal(unknown.code, 1);
       t.equal(unknown.stderr, "gatehouse: no signing key has kid no-such-kid\n");
+      // A thumbprint may start with dashes (1 kid in 4,096 starts with "--"): such a kid is a kid, not a flag.
+      const dashed = await runCli(["keys", "remove", "--no-such-kid"], cliEnv(cluster));
+      t.equal(dashed.stderr, "gatehouse: no signing key has kid --no-such-kid\n", "a kid starting with dashes is looked up");
     });
 
     await t.test("emergency: rotate --now, then remove the compromised key at once", async (t) => {
