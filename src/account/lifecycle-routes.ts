@@ -63,7 +63,7 @@ export const forgotPasswordAnswer = "If an account exists for that email, we sen
 export const registrationAnswer = "We sent a link to that email. Open it to confirm your address; then you can sign in.";
 
 /** The longest random delay before the work of an anonymous form starts. */
-const afterAnswerJitterMs = 1000;
+export const afterAnswerJitterMs = 1000;
 
 const formExpired = "The form has expired or did not come from this site. Go back and try again.";
 

@@ -14,7 +14,7 @@ import { loadMasterKeyRing, type MasterKeyRing } from "../../src/crypto/master-k
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { createTestDatabase } from "./databases.ts";
 import { testConfig } from "./config.ts";
-import { freePort } from "./processes.ts";
+import { freePort, reservePort } from "./processes.ts";
 
 export interface Instance {
   app: FastifyInstance;
@@ -35,7 +35,9 @@ export interface Cluster {
 
 export async function startCluster(t: Test, provider: DatabaseProvider, size = 2, env: Record<string, string> = {}): Promise<Cluster> {
   const database = await createTestDatabase(t, provider);
-  const port = await freePort();
+  // The balancer's port is the issuer's: held until the balancer listens.
+  const { port, release } = await reservePort();
+  t.teardown(release); // if the cluster fails to start (releasing twice is harmless)
   const url = `http://127.0.0.1:${port}`;
   const config = testConfig(t, { DATABASE_URL: database.url, ISSUER: url, PORT: String(port), ...env });
   const ring = loadMasterKeyRing(config);
@@ -67,6 +69,7 @@ export async function startCluster(t: Test, provider: DatabaseProvider, size = 2
     upstream.on("error", () => res.writeHead(502).end());
     req.pipe(upstream);
   });
+  await release();
   await new Promise<void>((resolve) => balancer.listen(port, "127.0.0.1", resolve));
   t.teardown(() => new Promise<void>((resolve) => balancer.close(() => resolve())));
   return { url, config, ring, instances, served };

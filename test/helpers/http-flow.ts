@@ -19,7 +19,7 @@ import { createUser } from "../../src/services/users.ts";
 import { auditKeyOf } from "../../src/services/audit.ts";
 import { createTestDatabase } from "./databases.ts";
 import { testConfig } from "./config.ts";
-import { freePort } from "./processes.ts";
+import { reservePort } from "./processes.ts";
 
 /** Never fetched: the flow stops at the redirect to it (redirect: "manual"). */
 export const redirectUri = "http://127.0.0.1:9/cb";
@@ -68,9 +68,9 @@ export async function buildTestApp(t: Test, { env = {}, open = {}, provider = "s
  * (or http://localhost:<port> with `issuerHost`: WebAuthn RP IDs cannot be IP addresses).
  */
 export async function startApp(t: Test, options: AppOptions & { issuerHost?: "127.0.0.1" | "localhost" } = {}): Promise<RunningApp> {
-  const port = await freePort();
+  const { port, release } = await reservePort();
   const url = `http://${options.issuerHost ?? "127.0.0.1"}:${port}`;
-  const built = await buildTestApp(t, { ...options, env: { ISSUER: url, PORT: String(port), ...options.env } });
+  const built = await buildTestApp(t, { ...options, env: { ISSUER: url, PORT: String(port), ...options.env } }).finally(release);
   await built.app.listen({ port, host: "127.0.0.1" });
   return { ...built, url };
 }

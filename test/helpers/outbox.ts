@@ -4,6 +4,7 @@
  * would from the message.
  */
 import type { Database } from "../../src/db/database.ts";
+import { afterAnswerJitterMs } from "../../src/account/lifecycle-routes.ts";
 
 export interface QueuedEmail {
   to: string;
@@ -47,7 +48,11 @@ export function linkIn(text: string, issuer: string): URL {
   return new URL(match[0]);
 }
 
-/** Lets work scheduled after an answer run, then settle (for "nothing was queued" checks). */
-export function settle(ms = 300): Promise<void> {
+/**
+ * Lets work scheduled after an answer run, then settle (for "nothing was
+ * queued" checks): that work starts up to afterAnswerJitterMs after the
+ * answer, so a shorter wait would let such a check pass before it ran.
+ */
+export function settle(ms = afterAnswerJitterMs + 300): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -68,15 +68,35 @@ export async function runAuditVerify(config: { databaseUrl: string; keysDir: str
   return { ...res, json };
 }
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
+export interface PortReservation {
+  port: number;
+  /** Frees the port: call it just before listening on it. */
+  release(): Promise<void>;
+}
+
+/**
+ * A free TCP port on 127.0.0.1, held (listened on) until released. Hold it
+ * while what will listen on it is built: a port given back early can be
+ * taken meanwhile by another test file's server or by an outgoing
+ * connection's local port, and the listen then fails with EADDRINUSE.
+ */
+export function reservePort(): Promise<PortReservation> {
   return new Promise((resolve, reject) => {
     const server = createServer();
+    server.once("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      if (typeof address !== "object" || !address) return reject(new Error("no port"));
+      resolve({ port: address.port, release: () => new Promise<void>((done) => server.close(() => done())) });
     });
   });
+}
+
+/** A free TCP port on 127.0.0.1, given back at once (for a child process to listen on). */
+export async function freePort(): Promise<number> {
+  const reservation = await reservePort();
+  await reservation.release();
+  return reservation.port;
 }
 
 export interface ServerProcess {

@@ -81,14 +81,16 @@ for (const provider of providers(t)) {
   });
 }
 
-const redisUrl = process.env.TEST_REDIS_URL;
+// Redis database 1, of this suite's own: it is flushed below, and the other
+// suites that use TEST_REDIS_URL count in database 0 at the same time.
+const redisUrl = process.env.TEST_REDIS_URL && Object.assign(new URL(process.env.TEST_REDIS_URL), { pathname: "/1" }).href;
 // Without Redis the suite says so and skips; under CI a missing Redis is a failure.
 const redisMissing = redisUrl ? false : "TEST_REDIS_URL is not set: the shared-counter suite needs a Redis (see README, Testing)";
 if (redisMissing && process.env.CI === "true") t.fail(redisMissing);
 t.test("shared counters through Redis", { skip: redisMissing }, async (t) => {
   const cluster = await startCluster(t, "sqlite", 2, { REDIS_URL: redisUrl!, TOKEN_RATE_LIMIT_PER_IP: "4", SIGNIN_MAX_FAILURES_PER_IP: "1000" });
   const [a, b] = cluster.instances as [Cluster["instances"][0], Cluster["instances"][0]];
-  // Keys of an earlier run must not count: the prefix is shared, so flush this instance's keys.
+  // Keys of an earlier run must not count: flush this suite's database.
   await a.app.context.redis!.flushdb();
 
   await t.test("the fifth token request in a minute from one address is refused, whichever instance gets it", async (t) => {

@@ -159,7 +159,9 @@ t.test("/healthz answers fast while oversized user handles are sent", async (t) 
   await probe;
   t.same(answers.map((a) => a.status), Array(prepared.length).fill(400), "every attack is refused with 400");
   const worst = Math.max(...latencies);
-  t.ok(worst < 200, `/healthz answered every probe in under 200 ms (${latencies.length} probes, worst ${Math.round(worst)} ms)`);
+  // The attack, unchecked, holds the event loop for seconds; one GC pause or
+  // a busy shared core must not fail the test, hence a bound of 1 s.
+  t.ok(worst < 1000, `/healthz answered every probe in under 1 s (${latencies.length} probes, worst ${Math.round(worst)} ms)`);
 });
 
 t.test("form bodies: oversized, repeated and unknown fields are refused with 400", async (t) => {
