@@ -48,12 +48,17 @@ const usage = `usage: gatehouse <command>
   resources list
   audit verify [--head SEQ:HASH]`;
 
-function parse(args: string[], options: NonNullable<ParseArgsConfig["options"]>) {
+/** Refuses a secret given as an argument (it would stay in the shell's history and the process list). */
+function refuseSecretArguments(args: string[]): void {
   for (const arg of args) {
     if (/^--(password|secret|client-secret)(=|$)/.test(arg)) {
       throw new UsageError("secrets are read from stdin, never from arguments: use --password-stdin");
     }
   }
+}
+
+function parse(args: string[], options: NonNullable<ParseArgsConfig["options"]>) {
+  refuseSecretArguments(args);
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (error) {
@@ -165,6 +170,8 @@ async function run(argv: string[]): Promise<void> {
   if (command === "keys" && sub === "remove") {
     const [kid, ...more] = rest;
     // A kid is an RFC 7638 thumbprint in base64url: it may start with dashes.
+    // Not a secret, though: such an argument is refused, never echoed back.
+    refuseSecretArguments(rest);
     if (!kid || more.length) throw new UsageError("keys remove takes one KID");
     await withRuntime(config, async ({ db }) => {
       const removed = await removeSigningKey(db, kid, cliOperator);

@@ -5,6 +5,7 @@
  */
 import { auditKeyOf } from "../../src/services/audit.ts";
 import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Test } from "tap";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../src/app.ts";
@@ -14,7 +15,7 @@ import { loadMasterKeyRing, type MasterKeyRing } from "../../src/crypto/master-k
 import { ensureSigningKeys } from "../../src/oidc/keys.ts";
 import { createTestDatabase } from "./databases.ts";
 import { testConfig } from "./config.ts";
-import { freePort, reservePort } from "./processes.ts";
+import { reservePort } from "./processes.ts";
 
 export interface Instance {
   app: FastifyInstance;
@@ -48,8 +49,9 @@ export async function startCluster(t: Test, provider: DatabaseProvider, size = 2
     if (i === 0) await ensureSigningKeys(db, ring);
     const app = await buildApp({ config, db, ring, logger: false });
     t.teardown(() => app.close());
-    const own = await freePort();
-    await app.listen({ port: own, host: "127.0.0.1" });
+    // Any free port: only the balancer's is known beforehand (it is the issuer's).
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const { port: own } = app.server.address() as AddressInfo;
     instances.push({ app, db, url: `http://127.0.0.1:${own}` });
   }
 

@@ -156,6 +156,9 @@ for (const provider of providers(t)) {
       // A thumbprint may start with dashes (1 kid in 4,096 starts with "--"): such a kid is a kid, not a flag.
       const dashed = await runCli(["keys", "remove", "--no-such-kid"], cliEnv(cluster));
       t.equal(dashed.stderr, "gatehouse: no signing key has kid --no-such-kid\n", "a kid starting with dashes is looked up");
+      const secret = await runCli(["keys", "remove", "--password=hunter2-not-a-kid"], cliEnv(cluster));
+      t.equal(secret.code, 2, "a secret as an argument is a usage error");
+      t.notMatch(secret.stderr, /hunter2/, "and is not echoed back");
     });
 
     await t.test("emergency: rotate --now, then remove the compromised key at once", async (t) => {
