@@ -96,13 +96,26 @@ class OidcRecordAdapter implements Adapter {
     return (payload && this.ids ? revealPayload(this.ids, id, payload) : payload) as AdapterPayload | undefined;
   }
 
-  /** The request has written: what it read may be stale. */
-  private forgetReads(): void {
+  /**
+   * Runs one of the request's writes: what the request read may be stale,
+   * both before the write and once it is done (on PostgreSQL a read made
+   * while the write is out, on another connection of the pool, can see the
+   * rows as they were before it).
+   */
+  private async writing<T>(write: () => Promise<T>): Promise<T> {
     forgetRequestReads();
+    try {
+      return await write();
+    } finally {
+      forgetRequestReads();
+    }
   }
 
-  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    this.forgetReads();
+  upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    return this.writing(() => this.write(id, payload, expiresIn));
+  }
+
+  private async write(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     // No expiresIn means "no expiry"; a lifetime of 0 or less is already over.
     const expiresAt = typeof expiresIn === "number" ? new Date(Date.now() + (expiresIn + (keptPastExpiry[this.model] ?? 0)) * 1000) : null;
     const { model, ids } = this;
@@ -177,8 +190,11 @@ class OidcRecordAdapter implements Adapter {
    * invalid_grant), except a refresh within REFRESH_REUSE_GRACE of the first
    * consumption, which is the retry that grace allows.
    */
-  async consume(id: string): Promise<void> {
-    this.forgetReads();
+  consume(id: string): Promise<void> {
+    return this.writing(() => this.consumeOnce(id));
+  }
+
+  private async consumeOnce(id: string): Promise<void> {
     const outcome = await consumeOidcRecord(this.db, this.model, this.rowIds(id));
     if (outcome.consumed) return;
     const { row } = outcome;
@@ -190,15 +206,15 @@ class OidcRecordAdapter implements Adapter {
     throw fail.reused();
   }
 
-  async destroy(id: string): Promise<void> {
-    this.forgetReads();
-    await deleteOidcRecord(this.db, this.model, this.rowIds(id));
+  destroy(id: string): Promise<void> {
+    return this.writing(() => deleteOidcRecord(this.db, this.model, this.rowIds(id)));
   }
 
-  async revokeByGrantId(grantId: string): Promise<void> {
-    this.forgetReads();
+  revokeByGrantId(grantId: string): Promise<void> {
     // oidc-provider calls this once per model; each call deletes its own rows.
-    await deleteOidcRecordsByGrant(this.db, this.model, grantId);
+    return this.writing(async () => {
+      await deleteOidcRecordsByGrant(this.db, this.model, grantId);
+    });
   }
 }
 

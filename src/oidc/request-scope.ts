@@ -3,7 +3,7 @@
  * lookups of the same row within that request cost one statement (the
  * adapter consults it). Nothing outlives its request: a revocation made
  * between two requests is seen by the second, as before. The adapter empties
- * the scope whenever the request writes.
+ * the scope when each of the request's writes starts and again when it ends.
  *
  * The scope belongs to the request's koa context, which oidc-provider keeps in
  * its own AsyncLocalStorage for the whole of a provider request

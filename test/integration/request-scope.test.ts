@@ -3,11 +3,13 @@
  * provider request (oidc-provider's own AsyncLocalStorage, Provider.ctx) a
  * token and its grant are read once; a write in the request forgets what it
  * read; two requests never share reads; outside a provider request nothing
- * is kept. The adapter runs here on a real database, inside oidc-provider's
- * AsyncLocalStorage as ensureOIDC (lib/helpers/initialize_app.js) runs it.
+ * is kept. The adapter runs here on a real database (SQLite, and PostgreSQL
+ * when configured), inside oidc-provider's AsyncLocalStorage as ensureOIDC
+ * (lib/helpers/initialize_app.js) runs it.
  */
 import { randomBytes } from "node:crypto";
 import t from "tap";
+import pg from "pg";
 import als from "oidc-provider/lib/helpers/als.js";
 import type { AdapterPayload } from "oidc-provider";
 import { createAdapterFactory } from "../../src/oidc/adapter.ts";
@@ -16,14 +18,15 @@ import { createMasterKeyRing } from "../../src/crypto/master-keys.ts";
 import { auditKeyOf } from "../../src/services/audit.ts";
 import { storedIdsFor } from "../../src/crypto/stored-ids.ts";
 import { requestReads } from "../../src/oidc/request-scope.ts";
-import { createTestDatabase } from "../helpers/databases.ts";
+import { createTestDatabase, providers } from "../helpers/databases.ts";
 
 const id = (prefix: string) => `${prefix}-${randomBytes(9).toString("base64url")}`;
 
-t.test("the request scope", async (t) => {
+for (const provider of providers(t)) t.test(`the request scope (${provider})`, async (t) => {
   const ring = createMasterKeyRing([randomBytes(32)]);
   const queries: string[] = [];
-  const db = await (await createTestDatabase(t, "sqlite")).open({ auditKey: auditKeyOf(ring), onQuery: (sql) => queries.push(sql) });
+  const database = await createTestDatabase(t, provider);
+  const db = await database.open({ auditKey: auditKeyOf(ring), onQuery: (sql) => queries.push(sql) });
   const factory = createAdapterFactory(db, createClientStore(db, ring), storedIdsFor(ring));
   const tokens = factory("AccessToken");
   const grants = factory("Grant");
@@ -77,6 +80,28 @@ t.test("the request scope", async (t) => {
     });
   });
 
+  // On PostgreSQL a read can overtake a write of the same request: they take
+  // two connections of the pool. Another connection holds the rows locked, so
+  // the DELETE waits while the read answers from the rows as they were.
+  if (provider === "postgresql") {
+    await t.test("a read made while a write is out is forgotten when the write ends", async (t) => {
+      const { tokenId } = await issue();
+      const locker = new pg.Client({ connectionString: database.url });
+      await locker.connect();
+      t.teardown(() => locker.end());
+      await locker.query("BEGIN");
+      await locker.query(`SELECT 1 FROM "OidcRecord" FOR UPDATE`);
+      await inRequest(async () => {
+        const destroying = tokens.destroy(tokenId);
+        await waitForLockWait(locker);
+        t.ok(await tokens.find(tokenId), "while its DELETE waits, the token still reads as it was");
+        await locker.query("COMMIT");
+        await destroying;
+        t.equal(await tokens.find(tokenId), undefined, "once the DELETE is done, the token is gone for the rest of the request");
+      });
+    });
+  }
+
   await t.test("two requests do not share their reads", async (t) => {
     const { tokenId } = await issue();
     let first: ReturnType<typeof requestReads>;
@@ -100,3 +125,15 @@ t.test("the request scope", async (t) => {
     t.equal(queries.filter((q) => q.includes("OidcRecord")).length, 2, "two finds, two statements");
   });
 });
+
+/** Resolves once a statement of the database `client` is on is waiting for a lock. */
+async function waitForLockWait(client: pg.Client): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const { rows } = await client.query(
+      `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    if (rows[0].waiting > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("no statement waited for the lock within 5 s");
+}
