@@ -68,9 +68,15 @@ function quantile(sorted: number[], q: number): number {
 
 /**
  * Runs `iteration(vu)` in a closed loop on every virtual user until the
- * budget is spent. An iteration that throws counts as an error.
+ * budget is spent, or until the user's iteration answers "done" (it has no
+ * work left; that call is not counted). An iteration that throws counts as
+ * an error.
  */
-export async function runLoad<S>(users: S[], iteration: (user: S) => Promise<void>, options: Omit<LoadOptions, "connections">): Promise<LoadResult> {
+export async function runLoad<S>(
+  users: S[],
+  iteration: (user: S) => Promise<void | "done">,
+  options: Omit<LoadOptions, "connections">,
+): Promise<LoadResult> {
   const latencies: number[] = [];
   let started = 0;
   let errors = 0;
@@ -83,7 +89,10 @@ export async function runLoad<S>(users: S[], iteration: (user: S) => Promise<voi
         started += 1;
         const t0 = performance.now();
         try {
-          await iteration(user);
+          if ((await iteration(user)) === "done") {
+            started -= 1;
+            break;
+          }
         } catch (error) {
           errors += 1;
           firstError ??= error instanceof Error ? error.message : String(error);

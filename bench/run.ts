@@ -20,7 +20,7 @@ import { loadConfig } from "../src/config.ts";
 import { hashPassword, verifyPassword } from "../src/auth/passwords.ts";
 import { runLoad, type LoadResult } from "./load.ts";
 import { baselineHosts, baselineStores, choiceOf, type BaselineHost, type BaselineStore } from "./baseline-store.ts";
-import { createVirtualUser, discoverEndpoints, iterate, multiRequest, scenarioNames, type ScenarioName, type VirtualUser } from "./scenarios.ts";
+import { createVirtualUser, discoverEndpoints, iterate, multiRequest, prepareRun, scenarioNames, type ScenarioName, type VirtualUser } from "./scenarios.ts";
 import { cpuMicros, residentKiB, root, startBaseline, startGatehouse, type RunningServer } from "./servers.ts";
 
 export interface BenchOptions {
@@ -130,6 +130,7 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       let cpuKnown = true;
       for (let round = 0; round < options.rounds; round++) {
         for (const server of servers) {
+          await prepareRun(scenario, users.get(server)!, options);
           const before = server.name === "gatehouse" ? await statementCount(server) : 0;
           const cpuBefore = cpuMicros(server.pid);
           const run = await runLoad(users.get(server)!, (vu) => iterate(scenario, vu), options);

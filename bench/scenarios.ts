@@ -2,12 +2,13 @@
  * The benchmark's scenarios, each an iteration one virtual user repeats
  * against a server (Gatehouse or the baseline): discovery, JWKS,
  * client_credentials, introspection, userinfo, refresh rotation (every user
- * keeps its own chain) and the authorization code flow over HTTP without a
- * browser. An iteration throws when the server did not answer as expected.
+ * keeps its own chain), the code exchange alone (codes prepared before the
+ * run) and the authorization code flow over HTTP without a browser. An
+ * iteration throws when the server did not answer as expected.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { Connection, type HttpResponse } from "./load.ts";
-import { benchScope, redirectUri, type RunningServer } from "./servers.ts";
+import { benchScope, benchSessionScope, redirectUri, type RunningServer } from "./servers.ts";
 
 export interface Endpoints {
   discovery: string;
@@ -18,18 +19,41 @@ export interface Endpoints {
   userinfo: string;
 }
 
-/** A virtual user: its connection, and its own tokens (from its own code flow). */
+/** An authorization code and the PKCE verifier it was requested with. */
+interface PreparedCode {
+  code: string;
+  verifier: string;
+}
+
+/**
+ * A virtual user: its connection, its own tokens and session (from its own
+ * code flow), and the codes prepared for its next code_exchange run.
+ */
 export interface VirtualUser {
   server: RunningServer;
   endpoints: Endpoints;
   conn: Connection;
   accessToken: string;
   refreshToken: string;
+  session: Jar;
+  codes: PreparedCode[];
 }
 
-export type ScenarioName = "discovery" | "jwks" | "client_credentials" | "introspection" | "userinfo" | "refresh" | "code_flow";
+export type ScenarioName = "discovery" | "jwks" | "client_credentials" | "introspection" | "userinfo" | "refresh" | "code_exchange" | "code_flow";
 
-export const scenarioNames: readonly ScenarioName[] = ["discovery", "jwks", "client_credentials", "introspection", "userinfo", "refresh", "code_flow"];
+export const scenarioNames: readonly ScenarioName[] = [
+  "discovery",
+  "jwks",
+  "client_credentials",
+  "introspection",
+  "userinfo",
+  "refresh",
+  "code_exchange",
+  "code_flow",
+];
+
+/** What an iteration returns when its user has no work left for this run (see runLoad). */
+export const userDone = "done";
 
 /** Scenarios whose iteration is several HTTP requests (reported per flow, not per request). */
 export const multiRequest: ReadonlySet<ScenarioName> = new Set(["code_flow"]);
@@ -101,48 +125,73 @@ class Jar {
 }
 
 /**
- * One authorization code flow (OpenID Connect Core 1.0, section 3.1) with
- * PKCE S256 (RFC 7636): authorization request, the sign-in form with its CSRF
- * token, the consent form, and the code exchange. Follows redirects within
- * the issuer and stops at the redirect to the client's redirect_uri. The
- * baseline's interaction finishes without pages.
+ * An authorization request (OpenID Connect Core 1.0, section 3.1.2.1) with
+ * PKCE S256 (RFC 7636). `prompt=consent` with offline_access asks for a
+ * refresh token (section 11); without it the request is answered from the
+ * session and the grant it already has.
  */
-export async function runCodeFlow(vu: Pick<VirtualUser, "conn" | "server" | "endpoints">): Promise<{ access_token: string; refresh_token: string }> {
-  const jar = new Jar();
+function authorizationRequest(vu: Pick<VirtualUser, "server" | "endpoints">, { consent }: { consent: boolean }): { url: URL; verifier: string } {
   const verifier = randomBytes(32).toString("base64url");
-  const authorize = new URL(vu.endpoints.authorization);
-  authorize.search = new URLSearchParams({
+  const url = new URL(vu.endpoints.authorization);
+  url.search = new URLSearchParams({
     client_id: vu.server.client.clientId,
     redirect_uri: redirectUri,
     response_type: "code",
-    scope: benchScope,
-    // offline_access needs prompt=consent to yield a refresh token (OpenID Connect Core 1.0, section 11).
-    prompt: "consent",
+    scope: consent ? benchScope : benchSessionScope,
+    ...(consent ? { prompt: "consent" } : {}),
     state: randomBytes(12).toString("base64url"),
     nonce: randomBytes(12).toString("base64url"),
     code_challenge: createHash("sha256").update(verifier).digest("base64url"),
     code_challenge_method: "S256",
   }).toString();
+  return { url, verifier };
+}
 
+/** The code of a redirect to the client's redirect_uri, or undefined for any other answer. */
+function codeOf(url: URL, res: HttpResponse): string | undefined {
+  const location = res.headers.location;
+  if (res.status < 300 || res.status >= 400 || typeof location !== "string") return undefined;
+  const next = new URL(location, url);
+  if (!next.href.startsWith(`${redirectUri}?`)) return undefined;
+  const code = next.searchParams.get("code");
+  if (!code) throw new Error(`no code in ${next.href}`);
+  return code;
+}
+
+/** The code exchange (RFC 6749 section 4.1.3, RFC 7636 section 4.5): the token response, which must hold an ID token. */
+async function exchangeCode(vu: Pick<VirtualUser, "conn" | "server" | "endpoints">, { code, verifier }: PreparedCode) {
+  const res = await postForm(vu, vu.endpoints.token, { grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: verifier });
+  if (res.status !== 200) fail("code exchange", res);
+  const tokens = JSON.parse(res.body) as { access_token: string; id_token?: string; refresh_token?: string };
+  if (!tokens.id_token) throw new Error("the code exchange issued no ID token");
+  return tokens;
+}
+
+/**
+ * One authorization code flow (OpenID Connect Core 1.0, section 3.1):
+ * authorization request with `prompt=consent`, the sign-in form with its
+ * CSRF token, the consent form, and the code exchange. Follows redirects
+ * within the issuer and stops at the redirect to the client's redirect_uri.
+ * The baseline's interaction finishes without pages. The session's cookies
+ * end in `jar`.
+ */
+export async function runCodeFlow(vu: Pick<VirtualUser, "conn" | "server" | "endpoints">, jar = new Jar()): Promise<{ access_token: string; refresh_token: string }> {
+  const { url: authorize, verifier } = authorizationRequest(vu, { consent: true });
   let url = authorize;
   let init: { method?: string; form?: Record<string, string> } = {};
-  let code: string | null = null;
-  for (let hop = 0; hop < 15 && code === null; hop++) {
+  let code: string | undefined;
+  for (let hop = 0; hop < 15 && code === undefined; hop++) {
     const headers: Record<string, string> = {};
     const cookie = jar.header(url);
     if (cookie) headers.cookie = cookie;
     if (init.form) headers["content-type"] = "application/x-www-form-urlencoded";
     const res = await vu.conn.send(url, { method: init.method ?? "GET", headers, body: init.form ? new URLSearchParams(init.form).toString() : undefined });
     jar.store(url, res.headers["set-cookie"]);
+    code = codeOf(url, res);
+    if (code !== undefined) break;
     const location = res.headers.location;
     if (res.status >= 300 && res.status < 400 && typeof location === "string") {
-      const next = new URL(location, url);
-      if (next.href.startsWith(`${redirectUri}?`)) {
-        code = next.searchParams.get("code");
-        if (!code) throw new Error(`no code in ${next.href}`);
-        break;
-      }
-      url = next;
+      url = new URL(location, url);
       init = {};
       continue;
     }
@@ -160,23 +209,57 @@ export async function runCodeFlow(vu: Pick<VirtualUser, "conn" | "server" | "end
       fail(`${url.pathname}: an unknown page`, res);
     }
   }
-  if (code === null) throw new Error("the flow did not reach the redirect_uri");
-  const res = await postForm(vu, vu.endpoints.token, { grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: verifier });
-  if (res.status !== 200) fail("code exchange", res);
-  const tokens = JSON.parse(res.body) as { access_token: string; refresh_token?: string };
+  if (code === undefined) throw new Error("the flow did not reach the redirect_uri");
+  const tokens = await exchangeCode(vu, { code, verifier });
   if (!tokens.refresh_token) throw new Error("the code exchange issued no refresh token");
   return { access_token: tokens.access_token, refresh_token: tokens.refresh_token };
 }
 
-/** A virtual user with its own connection and its own grant (from one code flow). */
-export async function createVirtualUser(server: RunningServer, endpoints: Endpoints): Promise<VirtualUser> {
-  const conn = new Connection();
-  const tokens = await runCodeFlow({ conn, server, endpoints });
-  return { server, endpoints, conn, accessToken: tokens.access_token, refreshToken: tokens.refresh_token };
+/**
+ * Fills `vu.codes` with `count` fresh codes for code_exchange, each from an
+ * authorization request that the user's session and grant answer at once
+ * (one request, no pages). Not timed: a run then measures exchanges alone.
+ */
+export async function prepareCodes(vu: VirtualUser, count: number): Promise<void> {
+  vu.codes = [];
+  for (let i = 0; i < count; i++) {
+    const { url, verifier } = authorizationRequest(vu, { consent: false });
+    const res = await vu.conn.send(url, { headers: { cookie: vu.session.header(url) } });
+    const code = codeOf(url, res);
+    if (code === undefined) fail("an authorization request answered from the session", res);
+    vu.codes.push({ code, verifier });
+  }
 }
 
-/** One iteration of `scenario` for `vu`; throws unless the server answered as expected. */
-export async function iterate(scenario: ScenarioName, vu: VirtualUser): Promise<void> {
+/**
+ * Code exchanges a second that code_exchange prepares codes for: above what
+ * either server reaches on this kind of machine (each exchange signs an ID
+ * token), so a run ends at its duration, not for want of codes.
+ */
+const exchangesPerSecondCeiling = 3000;
+
+/** Work a scenario needs done before each timed run, not timed (code_exchange: its codes). */
+export async function prepareRun(scenario: ScenarioName, users: VirtualUser[], { durationMs, maxRequests }: { durationMs: number; maxRequests: number }): Promise<void> {
+  if (scenario !== "code_exchange") return;
+  const total = Math.min(maxRequests, Math.ceil((durationMs / 1000) * exchangesPerSecondCeiling));
+  const perUser = Math.ceil(total / users.length);
+  await Promise.all(users.map((vu) => prepareCodes(vu, perUser)));
+}
+
+/** A virtual user with its own connection, session and grant (from one code flow). */
+export async function createVirtualUser(server: RunningServer, endpoints: Endpoints): Promise<VirtualUser> {
+  const conn = new Connection();
+  const session = new Jar();
+  const tokens = await runCodeFlow({ conn, server, endpoints }, session);
+  return { server, endpoints, conn, accessToken: tokens.access_token, refreshToken: tokens.refresh_token, session, codes: [] };
+}
+
+/**
+ * One iteration of `scenario` for `vu`; throws unless the server answered as
+ * expected. Returns `userDone` when the user has nothing left to do in this
+ * run (code_exchange: no prepared code left).
+ */
+export async function iterate(scenario: ScenarioName, vu: VirtualUser): Promise<void | typeof userDone> {
   switch (scenario) {
     case "discovery": {
       const res = await vu.conn.send(vu.endpoints.discovery);
@@ -214,6 +297,13 @@ export async function iterate(scenario: ScenarioName, vu: VirtualUser): Promise<
       if (!tokens.refresh_token) throw new Error("refresh: no rotated refresh token");
       vu.refreshToken = tokens.refresh_token;
       vu.accessToken = tokens.access_token;
+      return;
+    }
+    case "code_exchange": {
+      // RFC 6749 section 4.1.3, with a code prepared before the run.
+      const prepared = vu.codes.pop();
+      if (!prepared) return userDone;
+      await exchangeCode(vu, prepared);
       return;
     }
     case "code_flow": {

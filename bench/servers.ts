@@ -20,6 +20,8 @@ export const root = fileURLToPath(new URL("..", import.meta.url));
 /** Never fetched: the authorization code flow stops at the redirect to it. */
 export const redirectUri = "http://127.0.0.1:9/cb";
 export const benchScope = "openid email offline_access";
+/** What code_exchange asks for: granted already, so the session answers without consent. */
+export const benchSessionScope = "openid email";
 
 export interface BenchClient {
   clientId: string;

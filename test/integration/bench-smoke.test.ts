@@ -12,6 +12,7 @@ import t from "tap";
 import { createSqliteStore } from "../../bench/baseline-store.ts";
 import { runBench, type BenchOptions } from "../../bench/run.ts";
 import { scenarioNames } from "../../bench/scenarios.ts";
+import { runLoad } from "../../bench/load.ts";
 
 /** Every scenario, five iterations on two connections, one round. */
 const smoke = (options: Partial<BenchOptions>) =>
@@ -49,6 +50,10 @@ t.test("every benchmark scenario answers on Gatehouse and on the baseline", asyn
   t.equal(statements.get("jwks"), 0, "nor does the JWKS");
   t.ok((statements.get("client_credentials") ?? 0) >= 1, `client_credentials writes its token (${statements.get("client_credentials")} statements)`);
   t.ok((statements.get("refresh") ?? 0) >= 3, `refresh reads and writes (${statements.get("refresh")} statements)`);
+  // The codes are prepared before the run: the run counts the exchanges alone
+  // (the code read with its grant, consumed, the tokens written), not the
+  // authorization requests that made them.
+  t.ok((statements.get("code_exchange") ?? 0) >= 3, `code_exchange reads, consumes and writes (${statements.get("code_exchange")} statements)`);
   t.ok(report.memoryKiB.gatehouse.atEnd === undefined || report.memoryKiB.gatehouse.atEnd > 0, "resident memory read (Linux)");
 });
 
@@ -70,6 +75,24 @@ t.test("every scenario answers with the baseline on its SQLite store, in a bare 
     }
     t.ok(result.ratio !== undefined && result.ratio > 0, `${result.scenario}: a ratio (${result.ratio})`);
   }
+});
+
+t.test("a virtual user with no work left stops, and that call is not counted", async (t) => {
+  const work = new Map([
+    ["a", 2],
+    ["b", 5],
+  ]);
+  const run = await runLoad(
+    [...work.keys()],
+    async (user) => {
+      const left = work.get(user)!;
+      if (left === 0) return "done";
+      work.set(user, left - 1);
+    },
+    { durationMs: 10_000, maxRequests: 100 },
+  );
+  t.equal(run.count, 7, "2 + 5 iterations, the two answers of done not among them");
+  t.equal(run.errors, 0);
 });
 
 t.test("the baseline's SQLite adapter keeps oidc-provider's adapter contract", async (t) => {
