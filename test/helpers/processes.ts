@@ -109,13 +109,31 @@ export interface ServerProcess {
 /**
  * Starts the compiled server on a free port and waits until /readyz answers 200.
  * `issuerHost` "localhost" gives an issuer WebAuthn accepts (an RP ID cannot be an IP address).
+ * The port is given back before the child listens on it (its ISSUER names
+ * it), so something else may take it meanwhile: a child that exits with
+ * EADDRINUSE is started again on another port. `port` is the first port
+ * tried (for a test of that retry).
  */
 export async function startServer(
   t: Test,
   env: Record<string, string>,
-  { issuerHost = "127.0.0.1" }: { issuerHost?: "127.0.0.1" | "localhost" } = {},
+  { port, ...options }: { issuerHost?: "127.0.0.1" | "localhost"; port?: number } = {},
 ): Promise<ServerProcess> {
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    const server = await startServerOnce(t, env, { ...options, port: attempt === 1 ? port : undefined });
+    if (server !== portTaken) return server;
+    if (attempt === 3) throw new Error("server could not listen: its port was taken three times");
+  }
+}
+
+const portTaken = Symbol("port taken");
+
+async function startServerOnce(
+  t: Test,
+  env: Record<string, string>,
+  { issuerHost = "127.0.0.1", port: given }: { issuerHost?: "127.0.0.1" | "localhost"; port: number | undefined },
+): Promise<ServerProcess | typeof portTaken> {
+  const port = given ?? (await freePort());
   const url = `http://${issuerHost}:${port}`;
   // Without SMTP_URL the server writes email as files: into a throwaway folder, not the checkout's ./data/outbox.
   const outboxDir = mkdtempSync(join(tmpdir(), "gatehouse-outbox-"));
@@ -137,9 +155,13 @@ export async function startServer(
 
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${output}`);
+    if (child.exitCode !== null) {
+      if (output.includes("EADDRINUSE")) return portTaken;
+      throw new Error(`server exited with ${child.exitCode}: ${output}`);
+    }
     try {
-      const res = await fetch(`${url}/readyz`);
+      // Bounded: whatever else holds the port may accept and never answer.
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
       if (res.status === 200) return { url, child, output: () => output, stop };
     } catch {
       // not listening yet

@@ -4,6 +4,7 @@
  * openid-client (panva) as the relying party.
  */
 import t from "tap";
+import { createServer, type AddressInfo } from "node:net";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -112,3 +113,17 @@ for (const provider of providers(t)) {
     });
   });
 }
+
+t.test("a test server whose port was taken before it listened is started again on another", async (t) => {
+  const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-keys-"));
+  t.teardown(() => rmSync(keysDir, { recursive: true, force: true }));
+  const database = await createTestDatabase(t, "sqlite");
+  // Something else listens on the port first (and hangs up on whoever connects).
+  const taken = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const { port } = taken.address() as AddressInfo;
+  const server = await startServer(t, { DATABASE_URL: database.url, KEYS_DIR: keysDir }, { port });
+  t.not(new URL(server.url).port, String(port), "another port");
+  t.equal((await fetch(`${server.url}/readyz`)).status, 200, "and it is ready there");
+});
