@@ -66,15 +66,17 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
+/** What an iteration returns when its user has no work left for this run. */
+export const userDone = "done";
+
 /**
  * Runs `iteration(vu)` in a closed loop on every virtual user until the
- * budget is spent, or until the user's iteration answers "done" (it has no
- * work left; that call is not counted). An iteration that throws counts as
- * an error.
+ * budget is spent, or until the user's iteration answers `userDone` (that
+ * call is not counted). An iteration that throws counts as an error.
  */
 export async function runLoad<S>(
   users: S[],
-  iteration: (user: S) => Promise<void | "done">,
+  iteration: (user: S) => Promise<void | typeof userDone>,
   options: Omit<LoadOptions, "connections">,
 ): Promise<LoadResult> {
   const latencies: number[] = [];
@@ -89,7 +91,7 @@ export async function runLoad<S>(
         started += 1;
         const t0 = performance.now();
         try {
-          if ((await iteration(user)) === "done") {
+          if ((await iteration(user)) === userDone) {
             started -= 1;
             break;
           }

@@ -7,7 +7,7 @@
  * iteration throws when the server did not answer as expected.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { Connection, type HttpResponse } from "./load.ts";
+import { Connection, userDone, type HttpResponse } from "./load.ts";
 import { benchScope, benchSessionScope, redirectUri, type RunningServer } from "./servers.ts";
 
 export interface Endpoints {
@@ -51,9 +51,6 @@ export const scenarioNames: readonly ScenarioName[] = [
   "code_exchange",
   "code_flow",
 ];
-
-/** What an iteration returns when its user has no work left for this run (see runLoad). */
-export const userDone = "done";
 
 /** Scenarios whose iteration is several HTTP requests (reported per flow, not per request). */
 export const multiRequest: ReadonlySet<ScenarioName> = new Set(["code_flow"]);

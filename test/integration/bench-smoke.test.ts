@@ -12,7 +12,7 @@ import t from "tap";
 import { createSqliteStore } from "../../bench/baseline-store.ts";
 import { runBench, type BenchOptions } from "../../bench/run.ts";
 import { scenarioNames } from "../../bench/scenarios.ts";
-import { runLoad } from "../../bench/load.ts";
+import { runLoad, userDone } from "../../bench/load.ts";
 
 /** Every scenario, five iterations on two connections, one round. */
 const smoke = (options: Partial<BenchOptions>) =>
@@ -86,7 +86,7 @@ t.test("a virtual user with no work left stops, and that call is not counted", a
     [...work.keys()],
     async (user) => {
       const left = work.get(user)!;
-      if (left === 0) return "done";
+      if (left === 0) return userDone;
       work.set(user, left - 1);
     },
     { durationMs: 10_000, maxRequests: 100 },
