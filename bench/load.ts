@@ -67,7 +67,7 @@ function quantile(sorted: number[], q: number): number {
 }
 
 /** What an iteration returns when its user has no work left for this run. */
-export const userDone = "done";
+export const userDone = Symbol("user done");
 
 /**
  * Runs `iteration(vu)` in a closed loop on every virtual user until the

@@ -130,7 +130,7 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       let cpuKnown = true;
       for (let round = 0; round < options.rounds; round++) {
         for (const server of servers) {
-          await prepareRun(scenario, users.get(server)!, options);
+          await prepareRun(scenario, users.get(server)!, options, result[server.name].at(-1)?.perSecond);
           const before = server.name === "gatehouse" ? await statementCount(server) : 0;
           const cpuBefore = cpuMicros(server.pid);
           const run = await runLoad(users.get(server)!, (vu) => iterate(scenario, vu), options);
@@ -139,7 +139,9 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
           else cpu[server.name] += cpuAfter - cpuBefore;
           if (server.name === "gatehouse") statements += (await statementCount(server)) - before;
           result[server.name].push(run);
-          log(`${scenario.padEnd(18)} ${server.name.padEnd(9)} ${run.perSecond.toFixed(0).padStart(6)}/s p50 ${run.p50Ms.toFixed(1)} ms p99 ${run.p99Ms.toFixed(1)} ms errors ${run.errors}${run.firstError ? ` (${run.firstError})` : ""}`);
+          // Short of both its duration and its request budget: its users ran out of prepared work.
+          const short = run.elapsedMs < options.durationMs * 0.9 && run.count < options.maxRequests ? " (ended early: no prepared work left)" : "";
+          log(`${scenario.padEnd(18)} ${server.name.padEnd(9)} ${run.perSecond.toFixed(0).padStart(6)}/s p50 ${run.p50Ms.toFixed(1)} ms p99 ${run.p99Ms.toFixed(1)} ms errors ${run.errors}${run.firstError ? ` (${run.firstError})` : ""}${short}`);
         }
       }
       const g = pooled(result.gatehouse).perSecond;
@@ -243,7 +245,7 @@ function parseOptions(argv: string[]): BenchOptions {
     quick: values.quick!,
     postgresUrl,
     connections: Number(values.connections ?? 8),
-    // --quick: 7 scenarios x 2 rounds x 2 servers x 2 s, plus setup, stays under 2 minutes.
+    // --quick: 8 scenarios x 2 rounds x 2 servers x 2 s, plus setup and code_exchange's codes, stays under 2 minutes.
     durationMs: Number(values.duration ?? (values.quick ? 2 : 10)) * 1000,
     maxRequests: values.quick ? 20_000 : 200_000,
     rounds: Number(values.rounds ?? 2),

@@ -229,16 +229,27 @@ export async function prepareCodes(vu: VirtualUser, count: number): Promise<void
 }
 
 /**
- * Code exchanges a second that code_exchange prepares codes for: above what
- * either server reaches on this kind of machine (each exchange signs an ID
- * token), so a run ends at its duration, not for want of codes.
+ * Code exchanges a second that code_exchange prepares codes for in a
+ * server's first run: above what either server reaches on this kind of
+ * machine (each exchange signs an ID token). Later runs prepare half as many
+ * again as the server's previous run exchanged a second.
  */
 const exchangesPerSecondCeiling = 3000;
 
-/** Work a scenario needs done before each timed run, not timed (code_exchange: its codes). */
-export async function prepareRun(scenario: ScenarioName, users: VirtualUser[], { durationMs, maxRequests }: { durationMs: number; maxRequests: number }): Promise<void> {
+/**
+ * Work a scenario needs done before each timed run, not timed: for
+ * code_exchange, enough codes for the run (`previousPerSecond`: the rate of
+ * this server's previous run of the scenario, if any).
+ */
+export async function prepareRun(
+  scenario: ScenarioName,
+  users: VirtualUser[],
+  { durationMs, maxRequests }: { durationMs: number; maxRequests: number },
+  previousPerSecond?: number,
+): Promise<void> {
   if (scenario !== "code_exchange") return;
-  const total = Math.min(maxRequests, Math.ceil((durationMs / 1000) * exchangesPerSecondCeiling));
+  const perSecond = previousPerSecond ? previousPerSecond * 1.5 : exchangesPerSecondCeiling;
+  const total = Math.min(maxRequests, Math.ceil((durationMs / 1000) * perSecond));
   const perUser = Math.ceil(total / users.length);
   await Promise.all(users.map((vu) => prepareCodes(vu, perUser)));
 }
@@ -298,7 +309,8 @@ export async function iterate(scenario: ScenarioName, vu: VirtualUser): Promise<
     }
     case "code_exchange": {
       // RFC 6749 section 4.1.3, with a code prepared before the run.
-      const prepared = vu.codes.pop();
+      // Oldest first: a code lives 60 s, and none waits longer than the run.
+      const prepared = vu.codes.shift();
       if (!prepared) return userDone;
       await exchangeCode(vu, prepared);
       return;

@@ -114,25 +114,22 @@ export interface ServerProcess {
  * EADDRINUSE is started again on another port. `port` is the first port
  * tried (for a test of that retry).
  */
-export async function startServer(
-  t: Test,
-  env: Record<string, string>,
-  { port, ...options }: { issuerHost?: "127.0.0.1" | "localhost"; port?: number } = {},
-): Promise<ServerProcess> {
+export interface ServerOptions {
+  issuerHost?: "127.0.0.1" | "localhost";
+  /** The first port tried; a free one when not given. */
+  port?: number;
+}
+
+export async function startServer(t: Test, env: Record<string, string>, { port, ...options }: ServerOptions = {}): Promise<ServerProcess> {
   for (let attempt = 1; ; attempt++) {
     const server = await startServerOnce(t, env, { ...options, port: attempt === 1 ? port : undefined });
-    if (server !== portTaken) return server;
-    if (attempt === 3) throw new Error("server could not listen: its port was taken three times");
+    if (typeof server !== "string") return server;
+    if (attempt === 3) throw new Error(`server could not listen: its port was taken three times: ${server}`);
   }
 }
 
-const portTaken = Symbol("port taken");
-
-async function startServerOnce(
-  t: Test,
-  env: Record<string, string>,
-  { issuerHost = "127.0.0.1", port: given }: { issuerHost?: "127.0.0.1" | "localhost"; port: number | undefined },
-): Promise<ServerProcess | typeof portTaken> {
+/** One start: the server, or, when its port was taken, what the child wrote. */
+async function startServerOnce(t: Test, env: Record<string, string>, { issuerHost = "127.0.0.1", port: given }: ServerOptions): Promise<ServerProcess | string> {
   const port = given ?? (await freePort());
   const url = `http://${issuerHost}:${port}`;
   // Without SMTP_URL the server writes email as files: into a throwaway folder, not the checkout's ./data/outbox.
@@ -144,7 +141,14 @@ async function startServerOnce(
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // "close", not "exit": by then everything the child wrote has been read.
+  let closed = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("close", (code) => {
+      closed = true;
+      resolve(code);
+    }),
+  );
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exited;
@@ -155,8 +159,8 @@ async function startServerOnce(
 
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      if (output.includes("EADDRINUSE")) return portTaken;
+    if (closed) {
+      if (output.includes("EADDRINUSE")) return output;
       throw new Error(`server exited with ${child.exitCode}: ${output}`);
     }
     try {

@@ -4,7 +4,7 @@
  * openid-client (panva) as the relying party.
  */
 import t from "tap";
-import { createServer, type AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -118,10 +118,14 @@ t.test("a test server whose port was taken before it listened is started again o
   const keysDir = mkdtempSync(join(tmpdir(), "gatehouse-keys-"));
   t.teardown(() => rmSync(keysDir, { recursive: true, force: true }));
   const database = await createTestDatabase(t, "sqlite");
-  // Something else listens on the port first (and hangs up on whoever connects).
-  const taken = createServer((socket) => socket.destroy());
+  // Something else listens on the port first, and never answers whoever connects.
+  const held = new Set<Socket>();
+  const taken = createServer((socket) => held.add(socket));
   await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
-  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  t.teardown(async () => {
+    for (const socket of held) socket.destroy();
+    await new Promise<void>((resolve) => taken.close(() => resolve()));
+  });
   const { port } = taken.address() as AddressInfo;
   const server = await startServer(t, { DATABASE_URL: database.url, KEYS_DIR: keysDir }, { port });
   t.not(new URL(server.url).port, String(port), "another port");
